@@ -1,0 +1,46 @@
+# citeqa — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help install index run test test-all lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+index: $(STAMP) ## build the index if it is missing or stale
+	$(BIN)/citeqa index --if-stale
+
+run: index ## build the index if needed, then serve on http://127.0.0.1:8000
+	$(BIN)/citeqa serve
+
+test: $(STAMP) ## run the test suite (without slow tests)
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP) ## run every test, slow ones too
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## remove built indexes and caches (keeps .venv)
+	rm -rf .citeqa .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,132 @@
+"""Sentence spans and noise spans, as offsets into the original text.
+
+Nothing here rewrites text: cleaning means choosing which spans to keep, so every offset
+still points into the document as it was loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+Span = tuple[int, int]
+
+_LINE = re.compile(r"[^\n]+")
+# A scraped glossary pop-up: a long line that trails off with an ellipsis.
+_GLOSSARY = re.compile(r"\S.{60,}(?:\.\.\.|…)\s*$")
+_TEMPLATE = re.compile(r"^\s*(\{\{|\}\}|\[\[Category:)")
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "no", "inc", "ltd", "co",
+    "gen", "col", "lt", "sgt", "capt", "gov", "sen", "rep", "jan", "feb", "mar", "apr", "jun",
+    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "fig", "al", "approx", "dept", "est",
+    "e.g", "i.e", "u.s", "u.k", "u.n",
+}  # fmt: skip
+# Sentence end: terminal punctuation, optional closing quotes/brackets, whitespace, then
+# something that can start a sentence.
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
+_BLANK = re.compile(r"\n[ \t]*\n\s*")
+_HAS_WORD = re.compile(r"\w")
+
+
+def _is_debris(line: str) -> bool:
+    words = line.split()
+    if not words or len(words) > 2 or line.rstrip().endswith((".", "?", "!")):
+        return False
+    joined = "".join(words)
+    if line.rstrip().endswith(":"):
+        return True
+    if joined.isupper() and len(joined) > 1:
+        return True
+    # CamelCase tokens such as site names ("TheInfoList")
+    return len(words) == 1 and bool(re.fullmatch(r"[A-Z][a-z]+(?:[A-Z][a-z]+){2,}", joined))
+
+
+def _anchor_length(line: str) -> int:
+    """Length of the link text before a glossary pop-up ("Khmer Rouge The Khmer Rouge (...) ...").
+
+    The pop-up restates its title, so the link text ends where a word repeats an earlier
+    one or where a capitalised "The" starts the definition; 0 when no such point is near.
+    """
+    words = list(re.finditer(r"\S+", line))
+    seen: set[str] = set()
+    for k, w in enumerate(words[:12]):
+        norm = re.sub(r"\W", "", w.group()).lower()
+        if k and ((norm in seen and w.group()[0].isupper()) or w.group() == "The"):
+            return words[k - 1].end()
+        if w.group()[0].isupper():
+            seen.add(norm)
+    return 0
+
+
+def noise_spans(text: str) -> list[Span]:
+    """Spans of lines that are scraper noise rather than prose.
+
+    Noise is: a line repeated three or more times (boilerplate such as placeholder dates),
+    a long line that trails off with an ellipsis (inline glossary pop-ups), one- or
+    two-word navigation debris ("HOME", "OR:"), and wiki template lines.
+    """
+    lines = [(m.start(), m.end(), m.group().strip()) for m in _LINE.finditer(text)]
+    counts = Counter(s for _, _, s in lines if s)
+    spans: list[Span] = []
+    for start, end, stripped in lines:
+        if not stripped:
+            continue
+        if _GLOSSARY.match(stripped):
+            # keep the link text the pop-up hangs on: it belongs to the sentence around it
+            lead = len(text[start:end]) - len(text[start:end].lstrip())
+            spans.append((start + lead + _anchor_length(stripped), end))
+            continue
+        if (
+            (counts[stripped] >= 3 and len(stripped) < 200)
+            or _TEMPLATE.match(stripped)
+            or _is_debris(stripped)
+        ):
+            spans.append((start, end))
+    return spans
+
+
+def _split_block(text: str, start: int, end: int) -> list[Span]:
+    """Split ``text[start:end]`` (one paragraph) into trimmed sentence spans."""
+    out: list[Span] = []
+    cursor = start
+    for m in _BOUNDARY.finditer(text, start, end):
+        before = text[cursor : m.start()]
+        last_word = re.findall(r"[\w.]+$", before)
+        token = last_word[0].lower().rstrip(".") if last_word else ""
+        # Do not end a sentence after an abbreviation, an initial ("J. Smith"), or an
+        # acronym written with dots ("U.S.").
+        if token in _ABBREVIATIONS or len(token) == 1 or "." in token:
+            continue
+        out.append((cursor, m.end()))
+        cursor = m.end()
+    out.append((cursor, end))
+    spans = (_trim(text, s, e) for s, e in out)
+    # a piece with no word character (a lone "." left after a cut-out line) is no sentence
+    return [t for t in spans if t is not None and _HAS_WORD.search(text, t[0], t[1])]
+
+
+def _trim(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def sentence_spans(text: str, skip_noise: bool = True) -> list[Span]:
+    """Sentence spans of ``text`` in order, each trimmed of surrounding whitespace.
+
+    Paragraph breaks (blank lines) always end a sentence; single line breaks do not, so
+    hard-wrapped prose is joined. With ``skip_noise`` the noise lines are cut out and act
+    as boundaries.
+    """
+    cuts = noise_spans(text) if skip_noise else []
+    cuts += [(m.start(), m.end()) for m in _BLANK.finditer(text)]
+    cuts.sort()
+    spans: list[Span] = []
+    cursor = 0
+    for cut_start, cut_end in cuts + [(len(text), len(text))]:
+        if cut_start > cursor:
+            spans.extend(_split_block(text, cursor, cut_start))
+        cursor = max(cursor, cut_end)
+    return spans

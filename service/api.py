@@ -1,0 +1,124 @@
+"""The FastAPI app: thin routes over ``Pipeline``; errors become 4xx in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.errors import CiteqaError
+from service.pipeline import Pipeline
+from service.schemas import (
+    AskRequest,
+    AskResponse,
+    DocumentOut,
+    DocumentSummary,
+    ErrorOut,
+    Health,
+    SearchResponse,
+    ask_response,
+    passages_out,
+)
+from service.settings import Settings
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+# module level, so FastAPI can resolve the annotation under `from __future__ import annotations`
+P = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+def pipeline_from_settings(settings: Settings) -> Pipeline:
+    from corpus import ChunkParams
+
+    return Pipeline(
+        corpus_dir=settings.corpus_dir,
+        index_dir=settings.index_dir,
+        model_path=settings.model_path,
+        reader=settings.reader,
+        chunking=ChunkParams(settings.max_words, settings.overlap_words),
+        max_question_chars=settings.max_question_chars,
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the app. The pipeline loads in the lifespan unless one is given already loaded."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pipeline is None:
+            p = pipeline_from_settings(settings)
+            p.warm_up()
+            app.state.pipeline = p
+        else:
+            app.state.pipeline = pipeline
+        yield
+
+    app = FastAPI(
+        title="citeqa",
+        summary="Extractive question answering with character-exact citations.",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={422: {"model": ErrorOut}},
+    )
+
+    @app.exception_handler(CiteqaError)
+    async def _citeqa_error(request: Request, exc: CiteqaError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.post("/ask", response_model=AskResponse, responses={404: {"model": ErrorOut}})
+    def ask(body: AskRequest, p: P) -> AskResponse:
+        return ask_response(p.ask(body.question, body.top_k), p.title)
+
+    @app.get("/search", response_model=SearchResponse)
+    def search(p: P, q: Annotated[str, Query(description="search text")], top_k: int = 5) -> SearchResponse:
+        return SearchResponse(query=q, passages=passages_out(p.search(q, top_k), p.title))
+
+    @app.get("/documents", response_model=list[DocumentSummary])
+    def documents(p: P) -> list[DocumentSummary]:
+        return [
+            DocumentSummary(doc_id=d.doc_id, title=d.title, length=len(d.text)) for d in p.documents.values()
+        ]
+
+    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses={404: {"model": ErrorOut}})
+    def document(doc_id: str, p: P) -> DocumentOut:
+        d = p.document(doc_id)
+        return DocumentOut(doc_id=d.doc_id, title=d.title, text=d.text)
+
+    @app.get("/health", response_model=Health)
+    def health(p: P) -> Health:
+        index = p.index
+        return Health(
+            status="ok" if index is not None else "not ready",
+            documents=len(p.documents),
+            passages=len(index.passages) if index else 0,
+            model=p.embedder.name,
+            reader=p.reader.name,
+            index_fingerprint=index.fingerprint if index else "",
+        )
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory service.api:app_factory``: settings from ``CITEQA_*``."""
+    return create_app(Settings())

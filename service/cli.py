@@ -1,0 +1,177 @@
+"""The ``citeqa`` command line: index, ask, serve. Heavy libraries load only inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from service.settings import Settings
+
+    overrides = {
+        k: v
+        for k, v in {
+            "corpus_dir": args.corpus,
+            "index_dir": args.index_dir,
+            "model_path": args.model,
+            "reader": getattr(args, "reader", None),
+        }.items()
+        if v is not None
+    }
+    return Settings(**overrides)
+
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    from service.api import pipeline_from_settings
+
+    return pipeline_from_settings(_settings(args))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from service.errors import NotReadyError
+
+    p = _pipeline(args)
+    if args.if_stale:
+        try:
+            p.warm_up()
+            print(f"index at {p.index_dir} is up to date ({len(p.index.passages)} passages); nothing to do")
+            return 0
+        except NotReadyError as exc:
+            print(f"{exc}; building it now", file=sys.stderr)
+    t0 = time.perf_counter()
+    index = p.build(show_progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    m = index.manifest
+    print(
+        f"indexed {m['corpus']['documents']} documents into {m['corpus']['passages']} passages "
+        f"in {seconds:.1f}s with {m['model']['name']} ({m['model']['dimension']}-d) -> {p.index_dir} "
+        f"[fingerprint {m['fingerprint']}]"
+    )
+    return 0
+
+
+def _marked(passage_text: str, start: int, end: int) -> str:
+    return passage_text[:start] + "**" + passage_text[start:end] + "**" + passage_text[end:]
+
+
+def _one_line(text: str, width: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from service.schemas import ask_response
+
+    p = _pipeline(args)
+    p.warm_up()
+    result = p.ask(args.question, args.top_k)
+    body = ask_response(result, p.title)
+    if args.json:
+        print(body.model_dump_json(indent=2))
+        return 0
+    by_id = {h.passage.passage_id: h.passage for h in result.hits}
+    if not body.answers:
+        print("No answer found in the documents. Closest passages:")
+        for ps in body.passages[:3]:
+            print(f"  - {ps.doc_id}:{ps.start}-{ps.end} ({ps.title}): {_one_line(ps.text, 200)}")
+        return 0
+    for n, a in enumerate(body.answers, start=1):
+        print(f"{n}. {a.text}    (score {a.score:.2f})")
+        print(f"   cited from {a.doc_id}:{a.start}-{a.end} — {p.title(a.doc_id)}")
+        for c in a.citations[1:]:
+            print(f"   also in {c.doc_id}:{c.start}-{c.end}")
+        passage = by_id.get(a.passage_id)
+        if passage is not None and (args.verbose or n == 1):
+            # show the sentence that holds the answer, the answer in **bold**
+            s, e = next(
+                ((s, e) for s, e in passage.sentences if s <= a.start and a.end <= e), (a.start, a.end)
+            )
+            s, e = min(s, a.start), max(e, a.end)
+            sentence = passage.text[s - passage.start : e - passage.start]
+            print("   " + _one_line(_marked(sentence, a.start - s, a.end - s), 600))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citeqa",
+        description="Extractive question answering over a folder of documents, with exact citations.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--corpus", type=Path, help="folder of documents (env CITEQA_CORPUS_DIR; default: corpus/docs)"
+    )
+    common.add_argument(
+        "--index-dir", type=Path, help="index folder (env CITEQA_INDEX_DIR; default: .citeqa/index)"
+    )
+    common.add_argument(
+        "--model", type=Path, help="local sentence-transformers folder (env CITEQA_MODEL_PATH)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_index = sub.add_parser("index", parents=[common], help="build or rebuild the index")
+    p_index.add_argument("--if-stale", action="store_true", help="build only when missing or out of date")
+    p_index.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_index.set_defaults(func=cmd_index)
+
+    p_ask = sub.add_parser("ask", parents=[common], help="answer a question")
+    p_ask.add_argument("question")
+    p_ask.add_argument(
+        "--top-k", type=int, default=5, help="passages to retrieve and read (1..50, default 5)"
+    )
+    p_ask.add_argument("--json", action="store_true", help="print exactly the /ask response body")
+    p_ask.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_ask.add_argument("-v", "--verbose", action="store_true", help="show the passage of every answer")
+    p_ask.set_defaults(func=cmd_ask)
+
+    p_serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
+    p_serve.add_argument("--host", help="default 127.0.0.1 (env CITEQA_HOST)")
+    p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
+    p_serve.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="citeqa: %(levelname)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    from pydantic import ValidationError
+
+    from service.errors import CiteqaError
+
+    try:
+        return int(args.func(args))
+    except CiteqaError as exc:
+        print(f"citeqa: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"citeqa: error: bad setting: {msgs}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

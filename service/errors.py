@@ -1,0 +1,21 @@
+"""Named errors of the service; the HTTP app and the CLI translate them in one place each."""
+
+
+class CiteqaError(Exception):
+    """Base class: ``status`` is the HTTP status, the CLI exits with 2."""
+
+    status = 400
+
+
+class BadInputError(CiteqaError):
+    status = 422
+
+
+class NotFoundError(CiteqaError):
+    status = 404
+
+
+class NotReadyError(CiteqaError):
+    """The index is missing or stale."""
+
+    status = 503

@@ -1,0 +1,115 @@
+"""HTTP request/response models (the contract in the README)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from service.pipeline import AskResult, MergedAnswer
+
+
+class AskRequest(BaseModel):
+    question: str = Field(
+        ...,
+        description="a question in plain language",
+        examples=["When did North Korea and North Vietnam establish formal diplomatic relations?"],
+    )
+    top_k: int = Field(5, description="passages to retrieve and read (1..50)")
+
+
+class CitationOut(BaseModel):
+    doc_id: str
+    start: int
+    end: int
+    passage_id: str
+
+
+class AnswerOut(BaseModel):
+    text: str = Field(..., description="verbatim: documents[doc_id].text[start:end]")
+    score: float = Field(..., description="confidence in [0, 1]")
+    doc_id: str
+    start: int
+    end: int
+    passage_id: str
+    citations: list[CitationOut] = Field(
+        default_factory=list, description="every place this answer was found"
+    )
+
+
+class PassageOut(BaseModel):
+    passage_id: str
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str = Field(..., description="verbatim: documents[doc_id].text[start:end]")
+    score: float = Field(..., description="reciprocal-rank-fusion score of dense and BM25 retrieval")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answers: list[AnswerOut]
+    passages: list[PassageOut]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    passages: list[PassageOut]
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    length: int
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+
+
+class Health(BaseModel):
+    status: str
+    documents: int
+    passages: int
+    model: str
+    reader: str
+    index_fingerprint: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+def answer_out(m: MergedAnswer) -> AnswerOut:
+    a = m.answer
+    cites = [
+        CitationOut(doc_id=c.doc_id, start=c.start, end=c.end, passage_id=c.passage_id) for c in m.citations
+    ]
+    return AnswerOut(
+        text=a.text, score=a.score, doc_id=a.doc_id, start=a.start, end=a.end, passage_id=a.passage_id,
+        citations=cites,
+    )  # fmt: skip
+
+
+def passages_out(hits: list, title_of) -> list[PassageOut]:  # type: ignore[no-untyped-def, type-arg]
+    return [
+        PassageOut(
+            passage_id=h.passage.passage_id,
+            doc_id=h.passage.doc_id,
+            title=title_of(h.passage.doc_id),
+            start=h.passage.start,
+            end=h.passage.end,
+            text=h.passage.text,
+            score=round(h.score, 6),
+        )  # fmt: skip
+        for h in hits
+    ]
+
+
+def ask_response(result: AskResult, title_of) -> AskResponse:  # type: ignore[no-untyped-def]
+    return AskResponse(
+        question=result.question,
+        answers=[answer_out(m) for m in result.answers],
+        passages=passages_out(result.hits, title_of),
+    )

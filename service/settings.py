@@ -1,0 +1,26 @@
+"""One settings object, read at the edge: CLI flags and ``CITEQA_*`` variables map onto it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "docs"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore")
+
+    corpus_dir: Path = Field(DEFAULT_CORPUS, description="folder of documents to index")
+    index_dir: Path = Field(Path(".citeqa/index"), description="where the built index is saved")
+    model_path: Path | None = Field(
+        None, description="local sentence-transformers folder (default: bundled MiniLM)"
+    )
+    reader: str = Field("baseline", description="answer extractor")
+    max_words: int = Field(120, ge=16, le=400, description="passage size in words")
+    overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")
+    max_question_chars: int = Field(2000, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)

@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from service.cli import main
+
+from ..conftest import DEFAULT_CORPUS, ROOT
+
+Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
+
+
+def test_ask_json_prints_the_same_body_as_the_api(client, index_dir, capsys):
+    assert main(["ask", Q, "--json", "--index-dir", str(index_dir)]) == 0
+    cli_body = json.loads(capsys.readouterr().out)
+    api_body = client.post("/ask", json={"question": Q}).json()
+    assert cli_body == api_body
+
+
+def test_ask_human_output_marks_the_answer(index_dir, capsys):
+    assert main(["ask", Q, "--index-dir", str(index_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "**January 31, 1950**" in out
+    assert "002_4aa47291d7cb64dc.txt:" in out
+    assert main(["ask", "What is the capital of Peru?", "--index-dir", str(index_dir)]) == 0
+    assert "No answer found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "  "], "empty"),
+        (["ask", "x" * 2001], "2000"),
+        (["ask", "ok?", "--top-k", "0"], "top_k"),
+        (["ask", "ok?", "--reader", "nope"], "unknown reader"),
+    ],
+)
+def test_bad_cli_input_exits_2_with_a_message(args, message, index_dir, capsys):
+    assert main([*args, "--index-dir", str(index_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("citeqa: error:") and message in err
+
+
+def test_missing_empty_corpus_and_missing_index(tmp_path, capsys):
+    assert main(["index", "--corpus", str(tmp_path / "nope"), "--index-dir", str(tmp_path / "i")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["index", "--corpus", str(tmp_path / "empty"), "--index-dir", str(tmp_path / "i")]) == 2
+    assert "no usable documents" in capsys.readouterr().err
+    assert main(["ask", "who?", "--index-dir", str(tmp_path / "none")]) == 2
+    assert "citeqa index" in capsys.readouterr().err
+
+
+def test_index_if_stale_rebuilds_only_when_needed(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Hanoi\n\nHanoi is the capital of Vietnam.")
+    args = ["index", "--quiet", "--corpus", str(docs), "--index-dir", str(tmp_path / "i")]
+    assert main([*args, "--if-stale"]) == 0
+    assert "indexed 1 documents" in capsys.readouterr().out
+    assert main([*args, "--if-stale"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    (docs / "b.txt").write_text("Pyongyang is the capital of North Korea.")
+    assert main(["ask", "capital?", "--corpus", str(docs), "--index-dir", str(tmp_path / "i")]) == 2
+    assert "stale" in capsys.readouterr().err
+    assert main([*args, "--if-stale"]) == 0
+    assert "indexed 2 documents" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2():
+    r = subprocess.run([sys.executable, "-m", "service", "ask"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_help_and_light_imports_do_not_load_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "import corpus, reader.base\n"
+        "from service.cli import build_parser\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: build_parser().parse_args(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'faiss' not in sys.modules, 'faiss imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+
+
+def test_default_corpus_is_the_shipped_one():
+    from service.settings import Settings
+
+    assert Settings().corpus_dir == DEFAULT_CORPUS
