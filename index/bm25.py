@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def _bm25s() -> Any:
+    import bm25s
+
+    # bm25s sets its logger to DEBUG on import; its per-build chatter is not ours to show
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _stemmer() -> Any:
@@ -22,14 +31,10 @@ class BM25Index:
         self._stem = _stemmer()
 
     def _tokenize(self, texts: list[str]) -> Any:
-        import bm25s
-
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, show_progress=False)
+        return _bm25s().tokenize(texts, stopwords="en", stemmer=self._stem, show_progress=False)
 
     def fit(self, texts: list[str]) -> None:
-        import bm25s
-
-        self._model = bm25s.BM25()
+        self._model = _bm25s().BM25()
         self._model.index(self._tokenize(texts), show_progress=False)
         self._n = len(texts)
 
@@ -55,6 +60,4 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), show_progress=False))
+        return cls(_bm25s().BM25.load(str(folder), show_progress=False))

@@ -32,6 +32,7 @@ _STOP = frozenset(
     according kind
     """.split()
 )
+_ABBREV = {"jr", "sr", "st", "dr", "mr", "mrs", "ms", "inc", "ltd", "co", "corp"}
 _WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -70,6 +71,17 @@ class _Sentence:
     start: int  # document offsets
     end: int
     text: str
+
+
+def _trim_punct(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """Drop trailing punctuation from a span, but keep the final dot of "U.S." or "Jr."."""
+    start, end = span
+    while end > start and text[end - 1] in ",;:.":
+        last = text[start:end].split()[-1] if text[start:end].split() else ""
+        if text[end - 1] == "." and ("." in last[:-1] or last.rstrip(".").lower() in _ABBREV):
+            break
+        end -= 1
+    return start, end
 
 
 def question_type(question: str) -> str:
@@ -202,7 +214,10 @@ class BaselineReader:
             candidates = [m.span(1) for m in _PLACE_CUE.finditer(text)]
         elif qtype == "reason":
             candidates = [m.span() for m in _REASON.finditer(text)]
-        candidates = [c for c in candidates if not self._in_question(text[c[0] : c[1]], q_lower)]
+        candidates = [_trim_punct(text, c) for c in candidates]
+        candidates = [
+            c for c in candidates if c[1] > c[0] and not self._in_question(text[c[0] : c[1]], q_lower)
+        ]
         if not candidates:
             return sent.start, sent.end, False, False
 

@@ -112,6 +112,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    # the CLI is the one edge that reaches into eval/, and only when this command runs
+    from eval.cli import cmd_eval as run
+
+    return run(args, _settings(args))
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    from eval.options import add_arguments
+
+    add_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citeqa",
@@ -149,13 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
     p_serve.add_argument("--reader", help="answer extractor (default: baseline)")
     p_serve.set_defaults(func=cmd_serve)
+    p_eval = sub.add_parser("eval", parents=[common], help="measure answer accuracy against a gold set")
+    _eval_arguments(p_eval)
+    p_eval.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="citeqa: %(levelname)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     from pydantic import ValidationError
 
     from service.errors import CiteqaError
