@@ -8,7 +8,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all lint format clean
+.PHONY: help install index run test test-all eval lint format clean
+SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
+REPORTS := eval/reports
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +34,17 @@ test: $(STAMP) ## run the test suite (without slow tests)
 
 test-all: $(STAMP) ## run every test, slow ones too
 	$(BIN)/pytest
+
+eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articles when $(SQUAD) exists
+	@mkdir -p $(REPORTS)
+	$(BIN)/citeqa eval eval/gold/seed.jsonl --json $(REPORTS)/seed.json --report $(REPORTS)/seed.md
+	@if [ -f "$(SQUAD)" ]; then \
+	  set -e; \
+	  $(BIN)/citeqa eval "$(SQUAD)" --mode reader --split validation --json $(REPORTS)/squad-reader.json --report $(REPORTS)/squad-reader.md; \
+	  $(BIN)/citeqa eval "$(SQUAD)" --mode open --split validation --json $(REPORTS)/squad-open.json --report $(REPORTS)/squad-open.md; \
+	else \
+	  echo "skipping the SQuAD runs: $(SQUAD) not found (set SQUAD=path/to/squad-dev.json)"; \
+	fi
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

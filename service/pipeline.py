@@ -38,7 +38,8 @@ class MergedAnswer:
 class AskResult:
     question: str
     answers: list[MergedAnswer]
-    hits: list[Hit]
+    hits: list[Hit]  # the passages that were read (top_k)
+    retrieved: list[Hit] = field(default_factory=list)  # everything retrieved (>= hits), for evaluation
 
 
 def _norm(text: str) -> str:
@@ -87,8 +88,11 @@ class Pipeline:
         reader: str = "baseline",
         chunking: ChunkParams = ChunkParams(),
         max_question_chars: int = 2000,
+        documents: list[Document] | None = None,
     ) -> None:
+        """``documents``, when given, are used instead of reading ``corpus_dir``."""
         self.corpus_dir = Path(corpus_dir)
+        self._given = documents
         self.index_dir = Path(index_dir)
         self.chunking = chunking
         self.max_question_chars = max_question_chars
@@ -102,7 +106,7 @@ class Pipeline:
 
     def _load_documents(self) -> list[Document]:
         try:
-            docs = load_corpus(self.corpus_dir)
+            docs = self._given if self._given is not None else load_corpus(self.corpus_dir)
         except CorpusError as exc:
             raise BadInputError(str(exc)) from None
         self.documents = {d.doc_id: d for d in docs}
@@ -151,12 +155,14 @@ class Pipeline:
         with self._lock:
             return self._ready().search(query, top_k)
 
-    def ask(self, question: str, top_k: int = 5) -> AskResult:
+    def ask(self, question: str, top_k: int = 5, retrieve_k: int | None = None) -> AskResult:
+        """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, merge answers."""
         question = self.check_question(question, top_k)
         with self._lock:
-            hits = self._ready().search(question, top_k)
+            retrieved = self._ready().search(question, max(top_k, retrieve_k or 0))
+            hits = retrieved[:top_k]
             answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
-        return AskResult(question, merge_answers(answers), hits)
+        return AskResult(question, merge_answers(answers), hits, retrieved)
 
     def document(self, doc_id: str) -> Document:
         try:

@@ -1,0 +1,101 @@
+"""``citeqa eval``: load a gold set, run it, print the table, write the JSON and Markdown reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from corpus import ChunkParams
+from corpus.documents import corpus_fingerprint
+from eval.gold import GoldFormatError, GoldItem, load_gold
+from eval.runner import (
+    format_table,
+    run_open_mode,
+    run_reader_mode,
+    squad_documents,
+    summarize,
+    write_json,
+    write_report,
+)
+from service.api import pipeline_from_settings
+from service.errors import BadInputError
+from service.pipeline import Pipeline
+
+SPLIT_FILE = Path(__file__).resolve().parent / "squad_split.json"
+
+
+def split_articles(split: str) -> set[str] | None:
+    if split == "all":
+        return None
+    return set(json.loads(SPLIT_FILE.read_text())[split])
+
+
+def _sample(items: list[GoldItem], limit: int | None, seed: int) -> list[GoldItem]:
+    if limit is None or limit >= len(items):
+        return items
+    keep = set(random.Random(seed).sample(range(len(items)), limit))
+    return [it for i, it in enumerate(items) if i in keep]
+
+
+def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise BadInputError("--limit must be at least 1")
+    is_squad = args.file.suffix != ".jsonl"
+    try:
+        items = load_gold(args.file, split_articles(args.split) if is_squad else None)
+    except GoldFormatError as exc:
+        raise BadInputError(str(exc)) from None
+    if not items:
+        raise BadInputError(f"no questions in {args.file} (split {args.split})")
+    corpus_items = items
+    items = _sample(items, args.limit, args.seed)
+    chunking = ChunkParams(settings.max_words, settings.overlap_words)
+    progress = not args.quiet and sys.stderr.isatty()
+
+    if args.mode == "reader":
+        if not is_squad:
+            raise BadInputError("--mode reader needs SQuAD JSON (each question's own paragraph)")
+        pipeline = pipeline_from_settings(settings)
+        reader = pipeline.reader
+        reader.warm_up()
+        manifest: dict[str, Any] = {
+            "reader": reader.name,
+            "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
+            "chunking": chunking.as_dict(),
+        }
+        t0 = time.perf_counter()
+        records = run_reader_mode(items, reader, chunking, progress=progress)
+    else:
+        if is_squad:
+            docs = squad_documents(corpus_items)
+            cache = Path(settings.index_dir).parent / "eval-cache" / corpus_fingerprint(docs)
+            pipeline = Pipeline(
+                corpus_dir=args.file, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
+                chunking=chunking, max_question_chars=settings.max_question_chars, documents=docs,
+            )  # fmt: skip
+        else:
+            pipeline = pipeline_from_settings(settings)
+        pipeline.warm_up(build_if_needed=True)
+        assert pipeline.index is not None
+        manifest = {**pipeline.index.manifest, "reader": pipeline.reader.name}
+        t0 = time.perf_counter()
+        records = run_open_mode(items, pipeline, args.top_k, progress=progress)
+    wall = time.perf_counter() - t0
+    metrics = summarize(records, args.mode, wall)
+    command = "citeqa " + " ".join(args.argv)
+    print(format_table(metrics))
+    if args.json_out:
+        write_json(args.json_out, metrics, command, manifest, records)
+        print(f"wrote {args.json_out}")
+    if args.report:
+        write_report(args.report, metrics, command, records)
+        print(f"wrote {args.report}")
+    return 0
+
+
+__all__ = ["cmd_eval"]

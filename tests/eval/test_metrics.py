@@ -1,0 +1,106 @@
+"""The metrics against hand-checked values of the official SQuAD v1.1 evaluation."""
+
+import json
+
+import pytest
+
+from eval import (
+    exact_match,
+    load_jsonl,
+    load_squad,
+    mrr_at_k,
+    normalize_answer,
+    percentile,
+    recall_at_k,
+    score_prediction,
+    token_f1,
+)
+
+# (prediction, gold answers, EM, F1), each worked out by hand with the official rules:
+# lower-case, strip punctuation, drop a/an/the, split on white space; max over golds.
+FIXTURE = [
+    ("the Denver Broncos", ["Denver Broncos"], 1.0, 1.0),
+    ("Denver Broncos!", ["Carolina Panthers", "denver broncos"], 1.0, 1.0),
+    ("Broncos", ["Denver Broncos"], 0.0, 2 / 3),  # P = 1, R = 1/2
+    ("", ["Santa Clara"], 0.0, 0.0),
+    ("in Santa Clara, California", ["Santa Clara, California", "Levi's Stadium"], 0.0, 6 / 7),  # P 3/4, R 1
+    ("a an the", ["the"], 1.0, 0.0),  # both normalise to "": equal, but no common token
+    ("the cat the cat", ["cat"], 0.0, 2 / 3),  # tokens counted with multiplicity: P 1/2, R 1
+    ("U.S.", ["US", "United States"], 1.0, 1.0),
+    (
+        "Levi's Stadium in the Bay Area",
+        ["Levi's Stadium", "Levi's Stadium in the San Francisco Bay Area"],
+        0.0,
+        5 / 6,
+    ),  # P 1, R 5/7
+]
+
+
+@pytest.mark.parametrize(("pred", "golds", "em", "f1"), FIXTURE)
+def test_squad_official_em_and_f1(pred, golds, em, f1):
+    got_em, got_f1 = score_prediction(pred, golds)
+    assert got_em == em
+    assert got_f1 == pytest.approx(f1)
+
+
+def test_averages_in_percent_match_the_hand_computed_total():
+    ems, f1s = zip(*(score_prediction(p, g) for p, g, _, _ in FIXTURE))
+    assert 100 * sum(ems) / len(ems) == pytest.approx(100 * 4 / 9)
+    expected_f1 = (1 + 1 + 2 / 3 + 0 + 6 / 7 + 0 + 2 / 3 + 1 + 5 / 6) / 9
+    assert 100 * sum(f1s) / len(f1s) == pytest.approx(100 * expected_f1)
+
+
+def test_normalisation_and_pairwise_functions():
+    assert normalize_answer("  The  Quick, brown FOX!  ") == "quick brown fox"
+    assert normalize_answer("an apple a day") == "apple day"
+    assert normalize_answer("theater") == "theater"  # articles only as whole words
+    assert exact_match("The Fox", "fox") == 1.0
+    assert token_f1("brown fox", "quick brown fox") == pytest.approx(0.8)
+
+
+def test_unanswerable_convention():
+    assert score_prediction("", []) == (1.0, 1.0)
+    assert score_prediction("anything", []) == (0.0, 0.0)
+
+
+def test_retrieval_metrics_and_percentiles():
+    ranks = [1, 3, None, 7, 12]
+    assert recall_at_k(ranks, 1) == 0.2
+    assert recall_at_k(ranks, 5) == 0.4
+    assert recall_at_k(ranks, 10) == 0.6
+    assert mrr_at_k(ranks, 10) == pytest.approx((1 + 1 / 3 + 1 / 7) / 5)
+    assert recall_at_k([], 5) == 0.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([5.0], 95) == 5.0
+    assert percentile(list(range(101)), 95) == 95
+
+
+def test_gold_loaders(tmp_path):
+    jl = tmp_path / "g.jsonl"
+    jl.write_text(
+        json.dumps({"id": "a", "question": "q?", "answers": ["x"], "docs": ["d.txt"]})
+        + "\n\n"
+        + json.dumps({"id": "b", "question": "r?", "answers": []})
+        + "\n"
+    )
+    items = load_jsonl(jl)
+    assert [i.id for i in items] == ["a", "b"] and items[1].answers == () and items[0].docs == ("d.txt",)
+    sq = tmp_path / "s.json"
+    para = {"context": "Paris is in France.", "qas": [
+        {"id": "1", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]},
+        {"id": "2", "question": "Where is Rome?", "answers": [], "is_impossible": True},
+    ]}  # fmt: skip
+    sq.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Paris_City", "paragraphs": [para]}]}))
+    items = load_squad(sq)
+    assert items[0].answers == ("France",) and items[0].doc_id == "Paris_City/0"
+    assert items[0].context[12:18] == "France" and items[0].title == "Paris City"
+    assert items[1].answers == ()
+    assert load_squad(sq, articles={"Other"}) == []
+
+
+def test_importing_metrics_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, eval.metrics, eval.gold; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
