@@ -96,6 +96,11 @@ class Index:
     def fingerprint(self) -> str:
         return str(self.manifest["fingerprint"])
 
+    def passage(self, passage_id: str) -> Passage | None:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {p.passage_id: p for p in self.passages}
+        return self._by_id.get(passage_id)
+
     def search(self, query: str, k: int = 5, candidates: int = 50) -> list[Hit]:
         if not query.strip() or not self.passages or k <= 0:
             return []

@@ -9,7 +9,10 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.chat import openai_error
+from service.chat import router as chat_router
 from service.errors import CiteqaError
 from service.pipeline import Pipeline
 from service.schemas import (
@@ -77,13 +80,25 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         responses={422: {"model": ErrorOut}},
     )
 
+    def _error(request: Request, status: int, message: str) -> JSONResponse:
+        # OpenAI-compatible routes answer in OpenAI's error shape, the rest as {"detail": ...}
+        if request.url.path.startswith("/v1/"):
+            return openai_error(status, message)
+        return JSONResponse({"detail": message}, status_code=status)
+
     @app.exception_handler(CiteqaError)
     async def _citeqa_error(request: Request, exc: CiteqaError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        return _error(request, exc.status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+        return _error(request, 422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(request, exc.status_code, str(exc.detail))
+
+    app.include_router(chat_router)
 
     @app.post("/ask", response_model=AskResponse, responses={404: {"model": ErrorOut}})
     def ask(body: AskRequest, p: P) -> AskResponse:

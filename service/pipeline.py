@@ -155,11 +155,17 @@ class Pipeline:
         with self._lock:
             return self._ready().search(query, top_k)
 
-    def ask(self, question: str, top_k: int = 5, retrieve_k: int | None = None) -> AskResult:
-        """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, merge answers."""
+    def ask(
+        self, question: str, top_k: int = 5, retrieve_k: int | None = None, query: str | None = None
+    ) -> AskResult:
+        """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, merge answers.
+
+        ``query``, when given, is what retrieval searches for (a question refined by earlier
+        turns of a chat); the reader still reads ``question``.
+        """
         question = self.check_question(question, top_k)
         with self._lock:
-            retrieved = self._ready().search(question, max(top_k, retrieve_k or 0))
+            retrieved = self._ready().search(query or question, max(top_k, retrieve_k or 0))
             hits = retrieved[:top_k]
             answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
         return AskResult(question, merge_answers(answers), hits, retrieved)

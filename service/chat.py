@@ -1,0 +1,229 @@
+"""An OpenAI-compatible chat endpoint: the extractive answer as the reply, with numbered citations.
+
+The reply's ``content`` reads well in any chat UI (answer, markers, a Sources list); the same
+citations are machine-readable in ``message.annotations`` with ``start_index``/``end_index``
+into the content and the document offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.errors import BadInputError
+from service.pipeline import AskResult, Pipeline
+
+MODEL_ID = "citeqa"
+# A follow-up this short ("and when?") is read as a refinement of the previous question.
+FOLLOW_UP_WORDS = 6
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ... are accepted and ignored
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    stream: bool = False
+    top_k: int = Field(5, description="citeqa extension: passages to retrieve and read (1..50)")
+
+
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    if isinstance(message.content, list):
+        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return ""
+
+
+def question_from(messages: list[ChatMessage]) -> tuple[str, str]:
+    """(question, retrieval query): the last user message, refined by the one before if it is short."""
+    users = [_text(m).strip() for m in messages if m.role == "user"]
+    users = [u for u in users if u]
+    if not users:
+        raise BadInputError("messages: no user message with text content")
+    question = users[-1]
+    query = question
+    if len(users) > 1 and len(question.split()) < FOLLOW_UP_WORDS:
+        query = f"{users[-2]} {question}"
+    return question, query
+
+
+def _quote(text: str, width: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _sentence_around(p: Pipeline, passage_id: str, doc_id: str, start: int, end: int) -> str:
+    """The passage sentence holding [start, end) (falls back to the span itself)."""
+    passage = p.index.passage(passage_id) if p.index is not None else None
+    if passage is not None:
+        for s, e in passage.sentences:
+            if s <= start and end <= e:
+                return passage.text[s - passage.start : e - passage.start]
+    return p.document(doc_id).text[start:end]
+
+
+def _annotation(kind: str, index: int, start_index: int, end_index: int, **cite: Any) -> dict[str, Any]:
+    """OpenAI's ``url_citation`` shape, so chat UIs can show it, plus citeqa's own fields."""
+    body = {"start_index": start_index, "end_index": end_index, "index": index, "kind": kind, **cite}
+    return {"type": "url_citation", "url_citation": body}
+
+
+def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The reply text and its annotations; links point at ``base_url``/documents/..."""
+    parts: list[str] = []
+    annotations: list[dict[str, Any]] = []
+    pos = 0
+
+    def add(s: str) -> int:
+        nonlocal pos
+        parts.append(s)
+        pos += len(s)
+        return pos - len(s)
+
+    if result.answers:
+        best = result.answers[0]
+        a_start = add(best.answer.text)
+        a_end = pos
+        sources = []
+        for n, c in enumerate(best.citations, start=1):
+            add(f" [{n}]")
+            sources.append((n, c.doc_id, c.start, c.end, c.passage_id))
+        add(f"\n\n(confidence {best.answer.score:.2f})\n\nSources:\n")
+        for n, doc_id, start, end, passage_id in sources:
+            add(f"[{n}] {p.title(doc_id)} — {doc_id}:{start}-{end}\n    “")
+            add(_quote(_sentence_around(p, passage_id, doc_id, start, end)))
+            add("”\n")
+            annotations.append(
+                _annotation(
+                    "answer",
+                    n,
+                    a_start,
+                    a_end,
+                    title=p.title(doc_id),
+                    url=f"{base_url}/documents/{doc_id}",
+                    doc_id=doc_id,
+                    start=start,
+                    end=end,
+                    passage_id=passage_id,
+                    text=p.document(doc_id).text[start:end],
+                )  # fmt: skip
+            )
+    else:
+        add("The documents do not answer this question.")
+        if result.hits:
+            add(" The closest passages are:\n")
+        for n, h in enumerate(result.hits[:3], start=1):
+            ps = h.passage
+            add(f"[{n}] {p.title(ps.doc_id)} — {ps.doc_id}:{ps.start}-{ps.end}\n    “")
+            q_start = add(_quote(ps.search_text or ps.text))
+            q_end = pos
+            add("”\n")
+            annotations.append(
+                _annotation(
+                    "passage",
+                    n,
+                    q_start,
+                    q_end,
+                    title=p.title(ps.doc_id),
+                    url=f"{base_url}/documents/{ps.doc_id}",
+                    doc_id=ps.doc_id,
+                    start=ps.start,
+                    end=ps.end,
+                    passage_id=ps.passage_id,
+                )  # fmt: skip
+            )
+    return "".join(parts).rstrip("\n"), annotations
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+P = Annotated[Pipeline, Depends(_pipeline)]
+
+
+@router.get("/models")
+def list_models() -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "citeqa"}],
+    }
+
+
+def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> str:
+    body = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL_ID,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+def _stream(cid: str, created: int, content: str, annotations: list[dict[str, Any]]) -> Iterator[str]:
+    yield _chunk(cid, created, {"role": "assistant", "content": ""})
+    # line by line: the answer arrives first, the sources after it
+    for line in content.splitlines(keepends=True):
+        yield _chunk(cid, created, {"content": line})
+    yield _chunk(cid, created, {"annotations": annotations}, finish="stop")
+    yield "data: [DONE]\n\n"
+
+
+@router.post("/chat/completions", response_model=None)
+def chat_completions(body: ChatRequest, p: P, request: Request) -> JSONResponse | StreamingResponse:
+    if body.model != MODEL_ID:
+        raise BadInputError(f"model: unknown model {body.model!r}; this server serves {MODEL_ID!r}")
+    question, query = question_from(body.messages)
+    result = p.ask(question, body.top_k, query=query)
+    content, annotations = compose(p, result, str(request.base_url).rstrip("/"))
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if body.stream:
+        return StreamingResponse(_stream(cid, created, content, annotations), media_type="text/event-stream")
+    prompt_words = sum(len(_text(m).split()) for m in body.messages)
+    return JSONResponse(
+        {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "annotations": annotations},
+                    "finish_reason": "stop",
+                }
+            ],
+            # word counts: citeqa has no generative tokens to count
+            "usage": {
+                "prompt_tokens": prompt_words,
+                "completion_tokens": len(content.split()),
+                "total_tokens": prompt_words + len(content.split()),
+            },
+        }
+    )
+
+
+def openai_error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    kind: Literal["invalid_request_error", "not_found_error", "server_error"] = (
+        "not_found_error" if status == 404 else "invalid_request_error" if status < 500 else "server_error"
+    )
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status
+    )

@@ -1,0 +1,117 @@
+"""The OpenAI-compatible endpoint, through the official openai client against a real server."""
+
+import httpx
+import openai
+import pytest
+
+Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
+
+
+@pytest.fixture(scope="module")
+def oai(live_server):
+    return openai.OpenAI(base_url=f"{live_server}/v1", api_key="unused", max_retries=0)
+
+
+def _annotations(obj):
+    """The message's (or delta's) annotations as plain dicts, whatever the client parsed them into."""
+    raw = getattr(obj, "annotations", None) or obj.model_extra.get("annotations") or []
+    items = [a if isinstance(a, dict) else a.to_dict() for a in raw]
+    assert all(a["type"] == "url_citation" for a in items)
+    return [a["url_citation"] for a in items]
+
+
+def _texts(live_server):
+    docs = httpx.get(f"{live_server}/documents").json()
+    return {d["doc_id"]: httpx.get(f"{live_server}/documents/{d['doc_id']}").json()["text"] for d in docs}
+
+
+def test_models(oai):
+    assert [m.id for m in oai.models.list().data] == ["citeqa"]
+
+
+def test_answer_with_citations(oai, live_server):
+    r = oai.chat.completions.create(model="citeqa", messages=[{"role": "user", "content": Q}])
+    msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "stop" and msg.role == "assistant"
+    assert msg.content.startswith("January 31, 1950 [1]")
+    assert "Sources:" in msg.content and "002_4aa47291d7cb64dc.txt:335-351" in msg.content
+    annotations = _annotations(msg)
+    texts = _texts(live_server)
+    assert annotations
+    for a in annotations:
+        assert msg.content[a["start_index"] : a["end_index"]] == "January 31, 1950"
+        assert texts[a["doc_id"]][a["start"] : a["end"]] == a["text"] == "January 31, 1950"
+        assert a["url"].endswith("/documents/002_4aa47291d7cb64dc.txt") and a["kind"] == "answer"
+
+
+def test_abstention_lists_closest_passages(oai, live_server):
+    r = oai.chat.completions.create(
+        model="citeqa", messages=[{"role": "user", "content": "What is the capital of Peru?"}]
+    )
+    msg = r.choices[0].message
+    assert msg.content.startswith("The documents do not answer this question.")
+    annotations = _annotations(msg)
+    assert len(annotations) == 3
+    texts = _texts(live_server)
+    for a in annotations:
+        assert a["kind"] == "passage"
+        quoted = msg.content[a["start_index"] : a["end_index"]]
+        # the quote is the passage's clean text (noise lines left out), so compare its opening words
+        passage = " ".join(texts[a["doc_id"]][a["start"] : a["end"]].split())
+        assert " ".join(quoted.split()[:3]) in passage
+
+
+def test_streaming(oai):
+    stream = oai.chat.completions.create(
+        model="citeqa", messages=[{"role": "user", "content": Q}], stream=True
+    )
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert content.startswith("January 31, 1950 [1]") and "Sources:" in content
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert _annotations(chunks[-1].choices[0].delta)[0]["doc_id"] == "002_4aa47291d7cb64dc.txt"
+
+
+def test_stream_ends_with_done(live_server):
+    body = {"model": "citeqa", "messages": [{"role": "user", "content": Q}], "stream": True}
+    with httpx.stream("POST", f"{live_server}/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_follow_up_turn_refines_but_does_not_break(oai):
+    messages = [
+        {"role": "system", "content": "Answer from the documents."},
+        {"role": "user", "content": "Tell me about Kim Jong Un's train ride to Vietnam."},
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": [{"type": "text", "text": "How long was it?"}]},
+    ]
+    r = oai.chat.completions.create(model="citeqa", messages=messages, extra_body={"top_k": 3})
+    assert r.choices[0].message.content  # answered or abstained, never an error
+
+
+@pytest.mark.parametrize(
+    ("body", "param_words"),
+    [
+        ({"model": "citeqa", "messages": []}, "messages"),
+        ({"model": "citeqa", "messages": [{"role": "system", "content": "hi"}]}, "user message"),
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, "unknown model"),
+        ({"model": "citeqa", "messages": [{"role": "user", "content": "hi"}], "top_k": 99}, "top_k"),
+        ({"model": "citeqa", "messages": [{"role": "user", "content": "  "}]}, "user message"),
+    ],
+)
+def test_errors_use_the_openai_shape(oai, live_server, body, param_words):
+    r = httpx.post(f"{live_server}/v1/chat/completions", json=body)
+    assert 400 <= r.status_code < 500
+    err = r.json()["error"]
+    assert param_words in err["message"] and err["type"] == "invalid_request_error"
+    extra = {k: v for k, v in body.items() if k not in ("model", "messages")}
+    with pytest.raises(openai.BadRequestError if r.status_code == 400 else openai.APIStatusError):
+        oai.chat.completions.create(model=body["model"], messages=body["messages"], extra_body=extra)
+
+
+def test_unknown_v1_route_is_an_openai_404(live_server):
+    r = httpx.get(f"{live_server}/v1/nope")
+    assert r.status_code == 404 and "error" in r.json()
