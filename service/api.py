@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.chat import openai_error
@@ -27,6 +29,8 @@ from service.schemas import (
     passages_out,
 )
 from service.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def get_pipeline(request: Request) -> Pipeline:
@@ -99,6 +103,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return _error(request, exc.status_code, str(exc.detail))
 
     app.include_router(chat_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
 
     @app.post("/ask", response_model=AskResponse, responses={404: {"model": ErrorOut}})
     def ask(body: AskRequest, p: P) -> AskResponse:

@@ -1,0 +1,126 @@
+"""The web page, end to end in a real headless Chromium driven by Playwright."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ..conftest import ROOT
+
+Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
+SHOTS = ROOT / ".citeqa" / "screenshots"
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CITEQA_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and (path := shutil.which(candidate)):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def page(live_server):
+    browser_path = _chromium()
+    if browser_path is None:
+        pytest.skip("no Chromium found (install Debian's `chromium`, or set CITEQA_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=browser_path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def _shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def test_ask_highlight_and_follow_the_citation(page, live_server):
+    page.goto(live_server + "/")
+    page.fill("#question", Q)
+    page.press("#question", "Enter")  # keyboard: Enter asks
+    page.wait_for_selector("#answer-text")
+    assert page.inner_text("#answer-text") == "January 31, 1950"
+    assert page.inner_text("#answer mark") == "January 31, 1950"
+    assert "North Korea–Vietnam relations" in page.inner_text("#answer")
+    assert page.locator("#others li").count() >= 1
+    assert _shot(page, "answer.png").stat().st_size > 0
+
+    page.click("#answer a.open-doc")
+    page.wait_for_selector("#doc-view:not([hidden]) mark")
+    assert page.inner_text("#doc-text mark") == "January 31, 1950"
+    assert page.inner_text("#doc-title") == "North Korea–Vietnam relations"
+    box = page.locator("#doc-text mark").bounding_box()
+    assert box is not None and 0 <= box["y"] <= 800, box  # scrolled into view
+    _shot(page, "document.png")
+
+    page.click("#back")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.inner_text("#answer-text") == "January 31, 1950"
+
+
+def test_not_found_state(page, live_server):
+    page.goto(live_server + "/")
+    page.fill("#question", "What is the capital of Peru?")
+    page.click("#ask-button")
+    page.wait_for_selector("#not-found")
+    assert "Not found in the documents" in page.inner_text("#not-found")
+    assert page.locator("#others li").count() == 5
+    _shot(page, "not-found.png")
+
+
+def test_error_state_when_the_server_is_unreachable(page, live_server):
+    page.goto(live_server + "/")
+    page.route("**/ask", lambda route: route.abort())
+    try:
+        page.fill("#question", Q)
+        page.press("#question", "Enter")
+        page.wait_for_selector("#status.error")
+        assert "Cannot reach" in page.inner_text("#status")
+    finally:
+        page.unroute("**/ask")
+
+
+def test_document_text_is_rendered_as_text_never_html(page, live_server):
+    evil = "<img src=x onerror=\"document.title='pwned'\"><b>bold</b>"
+    s = evil.index("<b>")
+    body = {
+        "question": "q",
+        "answers": [{"text": "<b>bold</b>", "score": 0.9, "doc_id": "d", "start": s, "end": s + 11,
+                     "passage_id": "d#0", "citations": []}],
+        "passages": [{"passage_id": "d#0", "doc_id": "d", "title": "<i>t</i>", "start": 0, "end": len(evil),
+                      "text": evil, "score": 0.1}],
+    }  # fmt: skip
+    assert evil[s : s + 11] == "<b>bold</b>"
+    page.goto(live_server + "/")
+    page.route(
+        "**/ask",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body)),
+    )
+    try:
+        page.fill("#question", "anything")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#answer-text")
+        assert page.locator("#result b, #result img, #result i").count() == 0
+        assert page.inner_text("#answer mark") == "<b>bold</b>"
+        assert page.title() == "citeqa"
+    finally:
+        page.unroute("**/ask")
+
+
+def test_assets_are_served_by_the_app(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
