@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.chat import openai_error
 from service.chat import router as chat_router
 from service.errors import CiteqaError
+from service.mcp_server import build_mcp, register_documents
 from service.pipeline import Pipeline
 from service.schemas import (
     AskRequest,
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """Build the app. The pipeline loads in the lifespan unless one is given already loaded."""
     settings = settings or Settings()
 
+    mcp = build_mcp(lambda: app.state.pipeline, host=settings.host)
+    mcp_app = mcp.streamable_http_app()  # creates the session manager the lifespan runs
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pipeline is None:
@@ -74,7 +78,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             app.state.pipeline = p
         else:
             app.state.pipeline = pipeline
-        yield
+        register_documents(mcp, app.state.pipeline)
+        async with mcp.session_manager.run():
+            yield
 
     app = FastAPI(
         title="citeqa",
@@ -103,6 +109,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return _error(request, exc.status_code, str(exc.detail))
 
     app.include_router(chat_router)
+    # MCP's streamable HTTP endpoint at exactly /mcp (a mount would answer /mcp/ and redirect /mcp)
+    app.router.routes.extend(mcp_app.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

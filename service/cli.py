@@ -112,6 +112,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from service.mcp_server import build_mcp, register_documents
+
+    p = _pipeline(args)
+    p.warm_up()  # before the protocol starts: errors surface as a one-line message and exit 2
+    mcp = build_mcp(lambda: p)
+    register_documents(mcp, p)
+    mcp.run("stdio")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     # the CLI is the one edge that reaches into eval/, and only when this command runs
     from eval.cli import cmd_eval as run
@@ -162,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
     p_serve.add_argument("--reader", help="answer extractor (default: baseline)")
     p_serve.set_defaults(func=cmd_serve)
+    p_mcp = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio (for chat apps)")
+    p_mcp.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_mcp.set_defaults(func=cmd_mcp)
+
     p_eval = sub.add_parser("eval", parents=[common], help="measure answer accuracy against a gold set")
     _eval_arguments(p_eval)
     p_eval.set_defaults(func=cmd_eval)

@@ -1,0 +1,135 @@
+"""The MCP server: tools ``ask`` and ``search``, the documents as resources.
+
+Served over stdio by ``citeqa mcp`` (desktop chat apps) and over streamable HTTP at ``/mcp``
+by the HTTP app. Built with the official ``mcp`` SDK, 1.x API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from service.errors import CiteqaError
+from service.pipeline import Pipeline
+from service.schemas import AnswerOut, PassageOut, ask_response, passages_out
+
+URI_PREFIX = "citeqa://documents/"
+
+
+class Citation(BaseModel):
+    doc_id: str
+    title: str
+    start: int = Field(..., description="character offset into the document text")
+    end: int
+    passage_id: str
+    quote: str = Field(..., description="document.text[start:end]")
+
+
+class AskResult(BaseModel):
+    question: str
+    answered: bool = Field(..., description="false when the documents do not answer the question")
+    answer: str | None = Field(None, description="verbatim span of a document")
+    score: float | None = Field(None, description="confidence in [0, 1]")
+    citations: list[Citation] = Field(default_factory=list, description="where the answer stands")
+    other_answers: list[AnswerOut] = Field(default_factory=list)
+    passages: list[PassageOut] = Field(default_factory=list, description="the passages that were read")
+
+
+class SearchResult(BaseModel):
+    query: str
+    passages: list[PassageOut]
+
+
+def document_uri(doc_id: str) -> str:
+    return URI_PREFIX + quote(doc_id, safe="")
+
+
+def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> Any:
+    """An MCP server over the pipeline ``get_pipeline()`` returns (loaded by then)."""
+    from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp.exceptions import ToolError
+
+    mcp = FastMCP(
+        "citeqa",
+        instructions=(
+            "Answers questions from a fixed set of documents with verbatim quotes. Every answer comes "
+            "with citations: doc_id and character offsets, so document.text[start:end] == quote. "
+            "When answered is false, the documents do not answer the question: say so."
+        ),
+        host=host,
+        stateless_http=True,
+        streamable_http_path="/mcp",
+    )
+
+    @mcp.tool()
+    def ask(question: str, top_k: int = 5) -> AskResult:
+        """Answer a question from the documents with an extractive (verbatim) answer and its citations."""
+        p = get_pipeline()
+        try:
+            body = ask_response(p.ask(question, top_k), p.title)
+        except CiteqaError as exc:
+            raise ToolError(str(exc)) from None
+        if not body.answers:
+            return AskResult(question=body.question, answered=False, passages=body.passages)
+        best = body.answers[0]
+        citations = [
+            Citation(
+                doc_id=c.doc_id,
+                title=p.title(c.doc_id),
+                start=c.start,
+                end=c.end,
+                passage_id=c.passage_id,
+                quote=p.document(c.doc_id).text[c.start : c.end],
+            )  # fmt: skip
+            for c in best.citations
+        ]
+        return AskResult(
+            question=body.question, answered=True, answer=best.text, score=best.score, citations=citations,
+            other_answers=body.answers[1:], passages=body.passages,
+        )  # fmt: skip
+
+    @mcp.tool()
+    def search(query: str, top_k: int = 5) -> SearchResult:
+        """Find the passages most relevant to a query (hybrid dense + BM25 retrieval), with offsets."""
+        p = get_pipeline()
+        try:
+            hits = p.search(query, top_k)
+        except CiteqaError as exc:
+            raise ToolError(str(exc)) from None
+        return SearchResult(query=query, passages=passages_out(hits, p.title))
+
+    @mcp.resource(URI_PREFIX + "{doc_id}", mime_type="text/plain")
+    def document(doc_id: str) -> str:
+        """The full text of one document (offsets in citations point into this text)."""
+        from urllib.parse import unquote
+
+        try:
+            return get_pipeline().document(unquote(doc_id)).text
+        except CiteqaError as exc:
+            raise ValueError(str(exc)) from None
+
+    return mcp
+
+
+def register_documents(mcp: Any, pipeline: Pipeline) -> None:
+    """List every document as a concrete resource (templates alone are not listed)."""
+    from mcp.server.fastmcp.resources import FunctionResource
+
+    for doc in pipeline.documents.values():
+
+        def read(doc_id: str = doc.doc_id) -> str:
+            return pipeline.document(doc_id).text
+
+        mcp.add_resource(
+            FunctionResource(
+                uri=document_uri(doc.doc_id),
+                name=doc.doc_id,
+                title=doc.title,
+                description=doc.title,
+                mime_type="text/plain",
+                fn=read,
+            )  # fmt: skip
+        )

@@ -1,0 +1,103 @@
+"""The MCP server through the SDK's own client: over stdio (a subprocess) and streamable HTTP."""
+
+import os
+import sys
+from contextlib import asynccontextmanager
+
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamablehttp_client
+
+from ..conftest import DEFAULT_CORPUS, ROOT
+
+Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
+
+
+@asynccontextmanager
+async def stdio_session(index_dir):
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "service", "mcp", "--index-dir", str(index_dir), "--corpus", str(DEFAULT_CORPUS)],
+        cwd=str(ROOT),
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+@asynccontextmanager
+async def http_session(url):
+    async with streamablehttp_client(f"{url}/mcp") as (read, write, _), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+async def _exercise(session, texts):
+    tools = {t.name: t for t in (await session.list_tools()).tools}
+    assert {"ask", "search"} <= set(tools)
+    assert tools["ask"].outputSchema is not None
+
+    result = await session.call_tool("ask", {"question": Q, "top_k": 5})
+    assert not result.isError
+    s = result.structuredContent
+    assert s["answered"] is True and "1950" in s["answer"]
+    assert 0 <= s["score"] <= 1
+    for c in s["citations"]:
+        assert texts[c["doc_id"]][c["start"] : c["end"]] == c["quote"] == s["answer"]
+    for p in s["passages"]:
+        assert texts[p["doc_id"]][p["start"] : p["end"]] == p["text"]
+
+    none = (await session.call_tool("ask", {"question": "What is the capital of Peru?"})).structuredContent
+    assert none["answered"] is False and none["answer"] is None and none["passages"]
+
+    found = (await session.call_tool("search", {"query": "Khmer Rouge", "top_k": 3})).structuredContent
+    assert len(found["passages"]) == 3
+
+    bad = await session.call_tool("ask", {"question": "  "})
+    assert bad.isError and "empty" in bad.content[0].text
+
+    resources = (await session.list_resources()).resources
+    assert len(resources) == len(texts)
+    first = resources[0]
+    body = await session.read_resource(first.uri)
+    assert body.contents[0].text == texts[first.name]
+    return s
+
+
+def _texts():
+    return {p.name: p.read_text(encoding="utf-8") for p in DEFAULT_CORPUS.iterdir()}
+
+
+def test_mcp_over_stdio(index_dir, pipeline):
+    async def main():
+        async with stdio_session(index_dir) as session:
+            return await _exercise(session, _texts())
+
+    result = anyio.run(main)
+    assert result["citations"][0]["doc_id"] == "002_4aa47291d7cb64dc.txt"
+
+
+def test_mcp_over_streamable_http(live_server):
+    async def main():
+        async with http_session(live_server) as session:
+            return await _exercise(session, _texts())
+
+    assert anyio.run(main)["answered"] is True
+
+
+def test_mcp_stdio_refuses_a_missing_index_with_exit_2(tmp_path):
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, "-m", "service", "mcp", "--index-dir", str(tmp_path / "none")],
+        capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "citeqa index" in r.stderr
+
+
+def test_mcp_route_is_exact(client):
+    # no redirect to /mcp/: clients configured with .../mcp must work as written
+    r = client.get("/mcp", follow_redirects=False)
+    assert r.status_code not in (307, 404)
