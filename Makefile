@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all eval lint format clean
+.PHONY: help install index run test test-all eval train-reader lint format clean
 SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
 REPORTS := eval/reports
 
@@ -45,6 +45,9 @@ eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articl
 	else \
 	  echo "skipping the SQuAD runs: $(SQUAD) not found (set SQUAD=path/to/squad-dev.json)"; \
 	fi
+
+train-reader: $(STAMP) ## train the span reader on ../shared/data (about 45 min on 2 cores) into reader/model/
+	$(BIN)/python -m reader.train --epochs 0.6 --max-minutes 45
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

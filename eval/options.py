@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--split",
-        choices=("validation", "train", "all"),
+        choices=("validation", "tune", "train", "all"),
         default="all",
         help="SQuAD articles to use (see eval/squad_split.json)",
     )

@@ -2,5 +2,6 @@
 
 from reader.base import Answer, Reader
 from reader.baseline import BaselineReader
+from reader.trained import TrainedReader
 
-__all__ = ["Answer", "BaselineReader", "Reader"]
+__all__ = ["Answer", "BaselineReader", "Reader", "TrainedReader"]

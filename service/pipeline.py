@@ -10,12 +10,12 @@ from pathlib import Path
 
 from corpus import ChunkParams, CorpusError, Document, load_corpus
 from index import Embedder, Hit, Index, IndexError_, build_index, expected_manifest, load_index, save_index
-from reader import Answer, BaselineReader, Reader
+from reader import Answer, BaselineReader, Reader, TrainedReader
 from service.errors import BadInputError, NotFoundError, NotReadyError
 
 log = logging.getLogger(__name__)
 MAX_TOP_K = 50
-READERS = ("baseline",)
+READERS = ("trained", "baseline")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ def merge_answers(answers: list[Answer]) -> list[MergedAnswer]:
 def make_reader(name: str, embedder: Embedder) -> Reader:
     if name == "baseline":
         return BaselineReader(embedder)
+    if name == "trained":
+        return TrainedReader()
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 

