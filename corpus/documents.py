@@ -100,24 +100,64 @@ def _title_from_text(text: str, markdown: bool) -> str:
     return lines[0][:200] if lines else ""
 
 
-def load_document(path: Path, doc_id: str | None = None) -> Document:
-    """Read one file; raises ``CorpusError`` if it is not UTF-8 or holds no text."""
-    raw_bytes = path.read_bytes()
+MAX_DOC_ID = 200
+_BAD_ID_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\]")
+
+
+def check_doc_id(doc_id: str) -> str:
+    """Return ``doc_id`` if it is safe as a document id, else raise ``CorpusError`` saying why.
+
+    Ids are relative-path-like ("notes/2024.md"): no control characters or backslashes, no
+    leading or trailing "/" or spaces, no empty, "." or ".." segments, at most 200 characters.
+    """
+    if not isinstance(doc_id, str) or not doc_id:
+        raise CorpusError("document id must not be empty")
     try:
-        raw = raw_bytes.decode("utf-8")
+        doc_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CorpusError("document id is not valid Unicode (it holds a lone surrogate)") from None
+    if len(doc_id) > MAX_DOC_ID:
+        raise CorpusError(f"document id is longer than {MAX_DOC_ID} characters")
+    bad = _BAD_ID_CHARS.search(doc_id)
+    if bad:
+        raise CorpusError(f"document id must not contain control characters or backslashes ({bad.group()!r})")
+    if doc_id != doc_id.strip() or doc_id.startswith("/") or doc_id.endswith("/"):
+        raise CorpusError("document id must not start or end with '/' or spaces")
+    if any(part in ("", ".", "..") for part in doc_id.split("/")):
+        raise CorpusError("document id must not contain empty, '.' or '..' path segments")
+    return doc_id
+
+
+def parse_document(
+    data: bytes, suffix: str, doc_id: str, title: str | None = None, source: str = "", name: str = ""
+) -> Document:
+    """Make a document from a file's bytes; ``suffix`` (".txt", ".md", ".html", …) says how to read it.
+
+    Raises ``CorpusError`` if the bytes are not UTF-8 or hold no text.
+    """
+    name = name or doc_id
+    try:
+        raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path.name}: not valid UTF-8 (byte {exc.start})") from None
+        raise CorpusError(f"{name}: not valid UTF-8 (byte {exc.start}); save it as UTF-8 text") from None
     raw = raw.removeprefix("\ufeff")
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     if suffix in (".html", ".htm"):
-        text, title = _html_to_text(raw)
-        title = title or _title_from_text(text, markdown=False)
+        text, found = _html_to_text(raw)
+        found = found or _title_from_text(text, markdown=False)
     else:
         text = raw
-        title = _title_from_text(text, markdown=suffix in (".md", ".markdown"))
+        found = _title_from_text(text, markdown=suffix in (".md", ".markdown"))
     if not text.strip():
-        raise CorpusError(f"{path.name}: empty document")
-    return Document(doc_id=doc_id or path.name, title=title, text=text, source=str(path))
+        raise CorpusError(f"{name}: empty document")
+    return Document(doc_id=doc_id, title=title or found, text=text, source=source)
+
+
+def load_document(path: Path, doc_id: str | None = None) -> Document:
+    """Read one file; raises ``CorpusError`` if it is not UTF-8 or holds no text."""
+    return parse_document(
+        path.read_bytes(), path.suffix, doc_id or path.name, source=str(path), name=path.name
+    )
 
 
 def load_corpus(path: str | Path) -> list[Document]:

@@ -1,32 +1,36 @@
-"""Embedding, dense (FAISS) and sparse (BM25) retrieval, fusion, and index persistence."""
+"""Embedding, dense (FAISS) and sparse (BM25) retrieval, fusion, and durable collection states."""
 
+from index.collection import Store
 from index.dense import DenseIndex, ExactIndex, FaissIndex
 from index.embedder import Embedder, default_model_path
 from index.store import (
+    Change,
+    Entry,
     Hit,
     Index,
     IndexError_,
     StaleIndexError,
     build_index,
-    expected_manifest,
-    load_index,
+    incompatibilities,
     rrf_fuse,
-    save_index,
+    text_sha256,
 )
 
 __all__ = [
+    "Change",
     "DenseIndex",
     "Embedder",
+    "Entry",
     "ExactIndex",
     "FaissIndex",
     "Hit",
     "Index",
     "IndexError_",
     "StaleIndexError",
+    "Store",
     "build_index",
     "default_model_path",
-    "expected_manifest",
-    "load_index",
+    "incompatibilities",
     "rrf_fuse",
-    "save_index",
+    "text_sha256",
 ]

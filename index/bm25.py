@@ -1,20 +1,31 @@
-"""BM25 over passages with bm25s (English stop words, Snowball stemming)."""
+"""Incremental BM25 over passages (Lucene's formula, English stop words, Snowball stemming).
+
+Passages are added and removed by integer key without touching the rest: each passage's term
+counts are kept, and collection statistics (document frequencies, average length) are derived
+from them at query time, so an index built incrementally scores exactly like one built at once.
+``copy`` is cheap enough to give every committed state its own instance.
+"""
 
 from __future__ import annotations
 
-import logging
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+K1 = 1.5
+B = 0.75
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # what bm25s and scikit-learn use
 
-def _bm25s() -> Any:
-    import bm25s
 
-    # bm25s sets its logger to DEBUG on import; its per-build chatter is not ours to show
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
 
 
 def _stemmer() -> Any:
@@ -23,41 +34,128 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
-class BM25Index:
-    params = {"library": "bm25s", "stopwords": "en", "stemmer": "snowball-english"}
+class Analyzer:
+    """Lower-case word tokens of 2+ characters, stop words removed, Snowball-stemmed."""
 
-    def __init__(self, _model: Any = None) -> None:
-        self._model = _model
+    def __init__(self) -> None:
+        self._stop = _stopwords()
         self._stem = _stemmer()
 
-    def _tokenize(self, texts: list[str]) -> Any:
-        return _bm25s().tokenize(texts, stopwords="en", stemmer=self._stem, show_progress=False)
+    def __call__(self, text: str) -> list[str]:
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop]
+        return list(self._stem.stemWords(words))
 
-    def fit(self, texts: list[str]) -> None:
-        self._model = _bm25s().BM25()
-        self._model.index(self._tokenize(texts), show_progress=False)
-        self._n = len(texts)
+
+class BM25Index:
+    params = {"formula": "lucene", "k1": K1, "b": B, "stopwords": "en", "stemmer": "snowball-english"}
+
+    def __init__(self, analyzer: Analyzer | None = None) -> None:
+        self.analyzer = analyzer or Analyzer()
+        # key -> (term ids, term counts); per-term postings are derived lazily for search
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._vocab: dict[str, int] = {}
+        self._postings: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._lengths: dict[int, int] = {}
 
     @property
     def size(self) -> int:
-        return int(self._model.scores["num_docs"])
+        return len(self._rows)
+
+    def keys(self) -> list[int]:
+        return list(self._rows)
+
+    def copy(self) -> BM25Index:
+        out = BM25Index(self.analyzer)
+        out._rows = dict(self._rows)  # rows are never mutated, so sharing them is safe
+        out._vocab = dict(self._vocab)
+        out._lengths = dict(self._lengths)
+        return out
+
+    def add(self, keys: Sequence[int], texts: Sequence[str]) -> None:
+        for key, text in zip(keys, texts, strict=True):
+            if key in self._rows:
+                raise ValueError(f"passage key {key} is already indexed")
+            counts = Counter(self._vocab.setdefault(t, len(self._vocab)) for t in self.analyzer(text))
+            ids = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
+            tfs = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+            self._rows[key] = (ids, tfs)
+            self._lengths[key] = int(tfs.sum())
+        self._postings = None
+
+    def remove(self, keys: Sequence[int]) -> None:
+        for key in keys:
+            self._rows.pop(key, None)
+            self._lengths.pop(key, None)
+        self._postings = None
+
+    def fit(self, texts: Sequence[str]) -> None:
+        """Index ``texts`` under keys 0..n-1 (a fresh index)."""
+        self.__init__(self.analyzer)  # type: ignore[misc]
+        self.add(range(len(texts)), texts)
+
+    def _build_postings(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """term -> (keys, counts, passage lengths) of every passage holding it."""
+        by_term: dict[int, list[tuple[int, float, int]]] = {}
+        for key, (ids, tfs) in self._rows.items():
+            dl = self._lengths[key]
+            for t, tf in zip(ids.tolist(), tfs.tolist()):
+                by_term.setdefault(t, []).append((key, tf, dl))
+        out = {}
+        for t, entries in by_term.items():
+            columns = list(zip(*entries))
+            out[t] = (
+                np.asarray(columns[0], dtype=np.int64),
+                np.asarray(columns[1], dtype=np.float32),
+                np.asarray(columns[2], dtype=np.float32),
+            )
+        return out
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, ids) for one query; ids with a zero score are dropped."""
-        k = min(k, self.size)
-        if k <= 0:
+        """Top ``k`` (scores, keys) for one query; passages sharing no term are left out."""
+        n = self.size
+        terms = [self._vocab[t] for t in dict.fromkeys(self.analyzer(query)) if t in self._vocab]
+        if k <= 0 or n == 0 or not terms:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        tokens = self._tokenize([query])
-        if not tokens.ids or not tokens.ids[0]:
+        postings = self._postings
+        if postings is None:
+            postings = self._postings = self._build_postings()
+        avgdl = sum(self._lengths.values()) / n
+        keys_parts, score_parts = [], []
+        for t in terms:
+            post = postings.get(t)
+            if post is None:
+                continue
+            keys, tfs, dls = post
+            idf = np.log(1.0 + (n - len(keys) + 0.5) / (len(keys) + 0.5))
+            keys_parts.append(keys)
+            score_parts.append(idf * tfs / (tfs + K1 * (1.0 - B + B * dls / avgdl)))
+        if not keys_parts:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        ids, scores = self._model.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        ids, scores = ids[0].astype(np.int64), scores[0].astype(np.float32)
-        keep = scores > 0
-        return scores[keep], ids[keep]
+        uniq, inverse = np.unique(np.concatenate(keys_parts), return_inverse=True)
+        sums = np.bincount(inverse, weights=np.concatenate(score_parts).astype(np.float64))
+        order = np.lexsort((uniq, -sums))[:k]  # best first, ties by key
+        return sums[order].astype(np.float32), uniq[order]
 
-    def save(self, folder: Path) -> None:
-        self._model.save(str(folder), show_progress=False)
+    def save(self, path: Path) -> None:
+        """One .npz file: keys, row offsets, term ids, counts and the vocabulary."""
+        keys = np.asarray(list(self._rows), dtype=np.int64)
+        rows = [self._rows[int(key)] for key in keys]
+        offsets = np.cumsum([0] + [len(ids) for ids, _ in rows]).astype(np.int64)
+        terms = np.concatenate([ids for ids, _ in rows]) if rows else np.zeros(0, np.int32)
+        counts = np.concatenate([tfs for _, tfs in rows]) if rows else np.zeros(0, np.float32)
+        vocab = json.dumps(sorted(self._vocab, key=self._vocab.__getitem__), ensure_ascii=False)
+        with open(path, "wb") as fh:
+            np.savez(fh, keys=keys, offsets=offsets, terms=terms, counts=counts, vocab=np.asarray(vocab))
 
     @classmethod
-    def load(cls, folder: Path) -> BM25Index:
-        return cls(_bm25s().BM25.load(str(folder), show_progress=False))
+    def load(cls, path: Path) -> BM25Index:
+        with np.load(path, allow_pickle=False) as z:
+            keys, offsets, terms, counts = z["keys"], z["offsets"], z["terms"], z["counts"]
+            vocab = json.loads(str(z["vocab"]))
+        out = cls()
+        out._vocab = {t: i for i, t in enumerate(vocab)}
+        for i, key in enumerate(keys.tolist()):
+            ids, tfs = terms[offsets[i] : offsets[i + 1]], counts[offsets[i] : offsets[i + 1]]
+            out._rows[key] = (ids, tfs)
+            out._lengths[key] = int(tfs.sum())
+        return out

@@ -52,7 +52,11 @@ class Embedder:
     @property
     def dimension(self) -> int:
         self.warm_up()
-        return int(self._model.get_sentence_embedding_dimension())
+        get = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        return int(get())
 
     def warm_up(self) -> None:
         if self._model is not None:

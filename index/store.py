@@ -1,27 +1,29 @@
-"""The hybrid index: passages + FAISS + BM25, fused by reciprocal rank fusion, saved with a manifest."""
+"""The hybrid index: passages + FAISS + BM25, fused by reciprocal rank fusion.
+
+An ``Index`` is one immutable state of a collection: its documents, their passages, and the
+dense and sparse indexes over them. ``Index.updated`` derives the next state, chunking and
+embedding only the documents that are new or changed. Saving and loading states durably is
+``index.collection``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from corpus import ChunkParams, Document, Passage, chunk_corpus
-from corpus.documents import corpus_fingerprint
 from index.bm25 import BM25Index
 from index.dense import FaissIndex
 from index.embedder import Embedder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RRF_K = 60
 REBUILD_HINT = "run `citeqa index` to rebuild it"
 
@@ -46,13 +48,19 @@ class Hit:
     bm25_rank: int
 
 
-def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: sum of 1/(k + rank) over rankings (rank from 1), best first."""
+def rrf_fuse(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K, tie: Callable[[int], Any] | None = None
+) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: sum of 1/(k + rank) over rankings (rank from 1), best first.
+
+    Ties are broken by ``tie(item)`` (default: the item itself).
+    """
     scores: dict[int, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    tie = tie or (lambda item: item)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], tie(kv[0])))
 
 
 def _versions() -> dict[str, str]:
@@ -65,46 +73,105 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def expected_manifest(documents: list[Document], embedder: Embedder, params: ChunkParams) -> dict[str, Any]:
-    """The parts of a manifest that must match for a saved index to be reused."""
-    return {
-        "format": FORMAT_VERSION,
-        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint},
-        "chunking": params.as_dict(),
-        "corpus": {"fingerprint": corpus_fingerprint(documents), "documents": len(documents)},
-    }
+ORIGINS = ("corpus", "added")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A document of the collection, where it came from, and the keys of its passages.
+
+    ``origin`` is ``"corpus"`` for a file of the corpus folder and ``"added"`` for one added
+    through the API or ``citeqa add``.
+    """
+
+    document: Document
+    origin: str
+    keys: tuple[int, ...]
+    sha256: str = ""
+
+    @property
+    def doc_id(self) -> str:
+        return self.document.doc_id
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def collection_fingerprint(entries: Iterable[Entry]) -> str:
+    """A hash of every doc id and text: any added, removed or edited document changes it."""
+    h = hashlib.sha256()
+    for e in sorted(entries, key=lambda e: e.doc_id):
+        h.update(e.doc_id.encode("utf-8") + b"\0" + e.sha256.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Change:
+    """Documents to add or replace (``add``, with their origin) and doc ids to remove."""
+
+    add: tuple[tuple[Document, str], ...] = ()
+    remove: tuple[str, ...] = ()
+    corpus_seen: dict[str, str] | None = None  # the corpus folder's state after this change
 
 
 class Index:
-    """Passages with their dense and BM25 indexes; ``search`` fuses the two rankings."""
+    """One state of the collection; ``search`` fuses the dense and BM25 rankings.
+
+    Treat it as immutable: ``updated`` returns a new state and leaves this one untouched, so
+    a query that started on it finishes on it.
+    """
 
     def __init__(
         self,
-        passages: list[Passage],
+        entries: dict[str, Entry],
+        passages: dict[int, Passage],
         dense: FaissIndex,
         bm25: BM25Index,
         embedder: Embedder,
         manifest: dict[str, Any],
+        corpus_seen: dict[str, str] | None = None,
     ) -> None:
-        self.passages = passages
+        self.entries = entries
+        self.by_key = passages
         self.dense = dense
         self.bm25 = bm25
         self.embedder = embedder
         self.manifest = manifest
+        self.corpus_seen = dict(corpus_seen or {})  # corpus folder doc id -> text sha256, as last synced
+        self._by_id = {p.passage_id: p for p in passages.values()}
 
     @property
     def fingerprint(self) -> str:
         return str(self.manifest["fingerprint"])
 
+    @property
+    def version(self) -> int:
+        return int(self.manifest.get("version", 0))
+
+    @property
+    def passages(self) -> list[Passage]:
+        return list(self.by_key.values())
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return {doc_id: e.document for doc_id, e in self.entries.items()}
+
+    def document(self, doc_id: str) -> Document | None:
+        e = self.entries.get(doc_id)
+        return e.document if e else None
+
+    def title(self, doc_id: str) -> str:
+        e = self.entries.get(doc_id)
+        return e.document.title if e else ""
+
     def passage(self, passage_id: str) -> Passage | None:
-        if not hasattr(self, "_by_id"):
-            self._by_id = {p.passage_id: p for p in self.passages}
         return self._by_id.get(passage_id)
 
     def search(self, query: str, k: int = 5, candidates: int = 50) -> list[Hit]:
-        if not query.strip() or not self.passages or k <= 0:
+        if not query.strip() or not self.by_key or k <= 0:
             return []
-        n = min(max(candidates, k), len(self.passages))
+        n = min(max(candidates, k), len(self.by_key))
         qvec = self.embedder.encode([query])
         dscores, dids = self.dense.search(qvec, n)
         dense = [(int(i), float(s)) for i, s in zip(dids[0], dscores[0]) if i >= 0]
@@ -112,13 +179,110 @@ class Index:
         sparse = [(int(i), float(s)) for i, s in zip(bids, bscores)]
         dense_at = {i: (r, s) for r, (i, s) in enumerate(dense, start=1)}
         sparse_at = {i: (r, s) for r, (i, s) in enumerate(sparse, start=1)}
-        fused = rrf_fuse([[i for i, _ in dense], [i for i, _ in sparse]])
+        # ties broken by passage id, so a state built incrementally ranks like a rebuilt one
+        fused = rrf_fuse(
+            [[i for i, _ in dense], [i for i, _ in sparse]], tie=lambda i: self.by_key[i].passage_id
+        )
         hits = []
         for i, score in fused[:k]:
             dr, ds = dense_at.get(i, (-1, 0.0))
             br, bs = sparse_at.get(i, (-1, 0.0))
-            hits.append(Hit(self.passages[i], score, ds, dr, bs, br))
+            hits.append(Hit(self.by_key[i], score, ds, dr, bs, br))
         return hits
+
+    def updated(self, change: Change, embedder: Embedder | None = None, show_progress: bool = False) -> Index:
+        """The state after ``change``: only added documents are chunked and embedded.
+
+        A document in ``change.add`` whose id exists replaces it; one whose text and title are
+        unchanged is left alone. Unknown ids in ``change.remove`` are ignored. ``embedder``
+        (default: this state's) embeds the new passages and serves the new state.
+        """
+        embedder = embedder or self.embedder
+        params = ChunkParams(**self.manifest["chunking"])
+        drop: set[str] = {d for d in change.remove if d in self.entries}
+        retag: dict[str, str] = {}
+        new: list[tuple[Document, str]] = []
+        for doc, origin in change.add:
+            old = self.entries.get(doc.doc_id)
+            if old and old.document.text == doc.text and old.document.title == doc.title:
+                if old.origin != origin:
+                    retag[doc.doc_id] = origin  # same text: nothing to re-embed
+                drop.discard(doc.doc_id)
+                continue
+            if old:
+                drop.add(doc.doc_id)
+            new.append((doc, origin))
+        gone = [k for d in drop for k in self.entries[d].keys]
+        dense, bm25 = self.dense.copy(), self.bm25.copy()
+        dense.remove(np.asarray(gone, dtype=np.int64))
+        bm25.remove(gone)
+        passages = {k: p for k, p in self.by_key.items() if p.doc_id not in drop}
+        entries = {d: e for d, e in self.entries.items() if d not in drop}
+        for d, origin in retag.items():
+            entries[d] = replace(entries[d], origin=origin)
+        next_key = int(self.manifest["next_key"])
+        added = _index_documents(new, dense, bm25, embedder, params, next_key, show_progress=show_progress)
+        for entry, doc_passages in added:
+            entries[entry.doc_id] = entry
+            passages.update(doc_passages)
+        next_key += sum(len(dp) for _, dp in added)
+        seen = self.corpus_seen if change.corpus_seen is None else change.corpus_seen
+        manifest = _manifest(entries, embedder, params, dense.dimension, next_key)
+        manifest["version"] = self.version
+        return Index(entries, dict(sorted(passages.items())), dense, bm25, embedder, manifest, seen)
+
+
+def _index_documents(
+    docs: Sequence[tuple[Document, str]],
+    dense: FaissIndex,
+    bm25: BM25Index,
+    embedder: Embedder,
+    params: ChunkParams,
+    next_key: int,
+    show_progress: bool = False,
+) -> list[tuple[Entry, dict[int, Passage]]]:
+    """Chunk and embed ``docs`` into ``dense`` and ``bm25`` under keys from ``next_key`` on."""
+    out = []
+    all_passages: list[Passage] = []
+    keys: list[int] = []
+    for doc, origin in docs:
+        if origin not in ORIGINS:
+            raise ValueError(f"unknown origin {origin!r}")
+        ps = chunk_corpus([doc], params)
+        ks = list(range(next_key, next_key + len(ps)))
+        next_key += len(ps)
+        out.append((Entry(doc, origin, tuple(ks), text_sha256(doc.text)), dict(zip(ks, ps))))
+        all_passages.extend(ps)
+        keys.extend(ks)
+    if all_passages:
+        texts = [p.search_text for p in all_passages]
+        vectors = embedder.encode(texts, show_progress=show_progress)
+        dense.add(vectors, np.asarray(keys, dtype=np.int64))
+        bm25.add(keys, texts)
+    return out
+
+
+def _manifest(
+    entries: dict[str, Entry], embedder: Embedder, params: ChunkParams, dimension: int, next_key: int
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": dimension},
+        "chunking": params.as_dict(),
+        "corpus": {
+            "fingerprint": collection_fingerprint(entries.values()),
+            "documents": len(entries),
+            "passages": sum(len(e.keys) for e in entries.values()),
+        },
+        "dense": FaissIndex.kind,
+        "bm25": BM25Index.params,
+        "fusion": {"method": "rrf", "k": RRF_K},
+        "versions": _versions(),
+        "next_key": next_key,
+    }
+    manifest["fingerprint"] = _fingerprint(manifest)
+    manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return manifest
 
 
 def build_index(
@@ -126,111 +290,43 @@ def build_index(
     embedder: Embedder,
     params: ChunkParams = ChunkParams(),
     show_progress: bool = False,
+    origin: str | dict[str, str] = "corpus",
+    corpus_seen: dict[str, str] | None = None,
 ) -> Index:
-    """Chunk, embed and index ``documents``."""
-    passages = chunk_corpus(documents, params)
-    vectors = embedder.encode([p.search_text for p in passages], show_progress=show_progress)
-    dense = FaissIndex(vectors.shape[1])
-    dense.add(vectors)
+    """Chunk, embed and index ``documents`` from scratch (``origin``: one for all, or per doc id)."""
+    origins = origin if isinstance(origin, dict) else {d.doc_id: origin for d in documents}
+    dense = FaissIndex(embedder.dimension)
     bm25 = BM25Index()
-    bm25.fit([p.search_text for p in passages])
-    manifest = expected_manifest(documents, embedder, params)
-    manifest["model"]["dimension"] = int(vectors.shape[1])
-    manifest["corpus"]["passages"] = len(passages)
-    manifest["dense"] = FaissIndex.kind
-    manifest["bm25"] = BM25Index.params
-    manifest["fusion"] = {"method": "rrf", "k": RRF_K}
-    manifest["versions"] = _versions()
-    manifest["fingerprint"] = _fingerprint(manifest)
-    manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return Index(passages, dense, bm25, embedder, manifest)
+    pairs = [(d, origins[d.doc_id]) for d in sorted(documents, key=lambda d: d.doc_id)]
+    if len({d.doc_id for d, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate document ids")
+    added = _index_documents(pairs, dense, bm25, embedder, params, 0, show_progress=show_progress)
+    entries = {e.doc_id: e for e, _ in added}
+    passages = {k: p for _, ps in added for k, p in ps.items()}
+    if corpus_seen is None:
+        corpus_seen = {e.doc_id: e.sha256 for e in entries.values() if e.origin == "corpus"}
+    manifest = _manifest(entries, embedder, params, dense.dimension, len(passages))
+    return Index(entries, passages, dense, bm25, embedder, manifest, corpus_seen)
 
 
 def _fingerprint(manifest: dict[str, Any]) -> str:
-    import hashlib
-
     body = json.dumps({k: manifest[k] for k in ("model", "chunking", "corpus")}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def _fsync_tree(folder: Path) -> None:
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
-def save_index(index: Index, folder: str | Path) -> Path:
-    """Write the index to a temporary sibling folder, flush it, then swap it into place."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        index.dense.save(tmp / "dense.faiss")
-        index.bm25.save(tmp / "bm25")
-        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in index.passages:
-                fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
-        # the manifest is written last: a folder without one is never loaded
-        (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=2) + "\n")
-        _fsync_tree(tmp)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _mismatches(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+def incompatibilities(manifest: dict[str, Any], embedder: Embedder, params: ChunkParams) -> list[str]:
+    """Why a saved state cannot be reused with this model and chunking (empty: it can)."""
     out = []
-    if saved.get("format") != expected["format"]:
-        out.append(f"format {saved.get('format')} != {expected['format']}")
-    if saved.get("model", {}).get("fingerprint") != expected["model"]["fingerprint"]:
-        out.append(f"model {saved.get('model', {}).get('name')!r} differs from {expected['model']['name']!r}")
-    if saved.get("chunking") != expected["chunking"]:
-        out.append(f"chunking {saved.get('chunking')} != {expected['chunking']}")
-    if saved.get("corpus", {}).get("fingerprint") != expected["corpus"]["fingerprint"]:
-        out.append("the documents changed since it was built")
+    if manifest.get("format") != FORMAT_VERSION:
+        out.append(f"format {manifest.get('format')} != {FORMAT_VERSION}")
+    if manifest.get("model", {}).get("fingerprint") != embedder.fingerprint:
+        out.append(f"model {manifest.get('model', {}).get('name')!r} differs from {embedder.name!r}")
+    if manifest.get("chunking") != params.as_dict():
+        out.append(f"chunking {manifest.get('chunking')} != {params.as_dict()}")
     return out
 
 
-def load_index(
-    folder: str | Path,
-    embedder: Embedder,
-    expected: dict[str, Any] | None = None,
-) -> Index:
-    """Load a saved index; with ``expected`` (see ``expected_manifest``) refuse a stale one."""
-    folder = Path(folder)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise IndexError_(f"no index at {folder}: {REBUILD_HINT.replace('rebuild', 'build')}")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IndexError_(f"unreadable index manifest {manifest_path} ({exc}): {REBUILD_HINT}") from None
-    if expected is not None:
-        problems = _mismatches(manifest, expected)
-        if problems:
-            raise StaleIndexError(f"index at {folder} is stale ({'; '.join(problems)}): {REBUILD_HINT}")
-    try:
-        with open(folder / "passages.jsonl", encoding="utf-8") as fh:
-            rows = [json.loads(line) for line in fh]
-        passages = [Passage(**{**r, "sentences": tuple(tuple(s) for s in r["sentences"])}) for r in rows]
-        dense = FaissIndex.load(folder / "dense.faiss")
-        bm25 = BM25Index.load(folder / "bm25")
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise IndexError_(f"damaged index at {folder} ({exc}): {REBUILD_HINT}") from None
-    if dense.ntotal != len(passages) or bm25.size != len(passages):
-        raise IndexError_(f"index at {folder} is inconsistent (passage counts differ): {REBUILD_HINT}")
-    return Index(passages, dense, bm25, embedder, manifest)
-
-
 def vectors_of(index: Index) -> np.ndarray:
-    """All stored vectors (for tests and diagnostics)."""
-    return index.dense._index.reconstruct_n(0, index.dense.ntotal)  # type: ignore[attr-defined, no-any-return]
+    """All stored vectors in key order (for tests and diagnostics)."""
+    ids, vecs = index.dense.vectors()
+    return vecs[np.argsort(ids, kind="stable")]  # type: ignore[no-any-return]

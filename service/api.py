@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.chat import openai_error
 from service.chat import router as chat_router
@@ -21,6 +26,7 @@ from service.pipeline import Pipeline
 from service.schemas import (
     AskRequest,
     AskResponse,
+    DocumentChange,
     DocumentOut,
     DocumentSummary,
     ErrorOut,
@@ -30,6 +36,7 @@ from service.schemas import (
     passages_out,
 )
 from service.settings import Settings
+from service.uploads import document_from_request, request_body_spec
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -55,6 +62,40 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
     )
 
 
+OPEN_PATHS = ("/health", "/", "/favicon.ico")  # the page itself holds no data; it asks for the key
+
+
+class ApiKeyMiddleware:
+    """Require ``Authorization: Bearer <key>`` on every request but /health and the page's files."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode("utf-8")
+
+    def _allowed(self, scope: Scope) -> bool:
+        path = scope.get("path", "")
+        if path in OPEN_PATHS or path.startswith("/static/") or scope.get("method") == "OPTIONS":
+            return True
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                # compare_digest takes the same time wherever the first difference is
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        message = "missing or wrong API key: send the header 'Authorization: Bearer <key>'"
+        if scope.get("path", "").startswith("/v1/"):
+            response = openai_error(401, message)
+        else:
+            response = JSONResponse({"detail": message}, status_code=401)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        await response(scope, receive, send)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -67,8 +108,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """Build the app. The pipeline loads in the lifespan unless one is given already loaded."""
     settings = settings or Settings()
 
-    mcp = build_mcp(lambda: app.state.pipeline, host=settings.host)
-    mcp_app = mcp.streamable_http_app()  # creates the session manager the lifespan runs
+    class McpEndpoint:
+        """/mcp, served by the MCP app of the running lifespan (a session manager runs only once)."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await app.state.mcp_asgi(scope, receive, send)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +122,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             app.state.pipeline = p
         else:
             app.state.pipeline = pipeline
+        mcp = build_mcp(lambda: app.state.pipeline, host=settings.host)
+        mcp_app = mcp.streamable_http_app()  # creates the session manager run below
+        app.state.mcp_asgi = mcp_app.routes[0].endpoint
         register_documents(mcp, app.state.pipeline)
         async with mcp.session_manager.run():
             yield
@@ -110,7 +157,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     app.include_router(chat_router)
     # MCP's streamable HTTP endpoint at exactly /mcp (a mount would answer /mcp/ and redirect /mcp)
-    app.router.routes.extend(mcp_app.routes)
+    app.router.routes.append(Route("/mcp", endpoint=McpEndpoint()))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -119,16 +166,22 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @app.post("/ask", response_model=AskResponse, responses={404: {"model": ErrorOut}})
     def ask(body: AskRequest, p: P) -> AskResponse:
-        return ask_response(p.ask(body.question, body.top_k), p.title)
+        return ask_response(p.ask(body.question, body.top_k))
 
     @app.get("/search", response_model=SearchResponse)
     def search(p: P, q: Annotated[str, Query(description="search text")], top_k: int = 5) -> SearchResponse:
-        return SearchResponse(query=q, passages=passages_out(p.search(q, top_k), p.title))
+        result = p.search(q, top_k)
+        return SearchResponse(query=q, passages=passages_out(result), version=result.version)
 
     @app.get("/documents", response_model=list[DocumentSummary])
     def documents(p: P) -> list[DocumentSummary]:
+        index = p.current()
+        entries = index.entries.values() if index is not None else []
         return [
-            DocumentSummary(doc_id=d.doc_id, title=d.title, length=len(d.text)) for d in p.documents.values()
+            DocumentSummary(
+                doc_id=e.doc_id, title=e.document.title, length=len(e.document.text), origin=e.origin
+            )
+            for e in entries
         ]
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses={404: {"model": ErrorOut}})
@@ -136,9 +189,62 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         d = p.document(doc_id)
         return DocumentOut(doc_id=d.doc_id, title=d.title, text=d.text)
 
+    changes: dict[int | str, dict[str, Any]] = {
+        201: {"model": DocumentChange, "description": "added"},
+        409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
+    }  # fmt: skip
+
+    def _change(p: Pipeline, doc_id: str, status: str, version: int, entry: Any = None) -> DocumentChange:
+        index = p.index
+        if entry is None and index is not None:
+            entry = index.entries.get(doc_id)
+        if entry is None:
+            return DocumentChange(doc_id=doc_id, status=status, version=version)
+        d = entry.document
+        return DocumentChange(
+            doc_id=doc_id, title=d.title, length=len(d.text), passages=len(entry.keys), status=status,
+            version=version,
+        )  # fmt: skip
+
+    @app.post(
+        "/documents",
+        status_code=201,
+        response_model=DocumentChange,
+        responses=changes,
+        openapi_extra={"requestBody": request_body_spec()},
+    )
+    async def add_document(request: Request, p: P) -> DocumentChange:
+        """Add a document: a .txt/.md/.html file (multipart) or JSON; 409 if the id exists."""
+        doc = await document_from_request(request, settings.max_upload_bytes)
+        update = await run_in_threadpool(p.add_documents, [doc], False)
+        return _change(p, doc.doc_id, "added", update.version)
+
+    @app.put(
+        "/documents/{doc_id:path}",
+        response_model=DocumentChange,
+        responses=changes,
+        openapi_extra={"requestBody": request_body_spec()},
+    )
+    async def put_document(doc_id: str, request: Request, p: P) -> JSONResponse:
+        """Replace a document (or add it under this id): 200 when replaced, 201 when added."""
+        doc = await document_from_request(request, settings.max_upload_bytes, path_id=doc_id)
+        update = await run_in_threadpool(p.add_documents, [doc], True)
+        status = "added" if update.added else "replaced" if update.replaced else "unchanged"
+        body = _change(p, doc.doc_id, status, update.version)
+        return JSONResponse(body.model_dump(), status_code=201 if update.added else 200)
+
+    @app.delete(
+        "/documents/{doc_id:path}", response_model=DocumentChange, responses={404: {"model": ErrorOut}}
+    )
+    def delete_document(doc_id: str, p: P) -> DocumentChange:
+        """Remove a document, its passages and their vectors."""
+        before = p.index.entries.get(doc_id) if p.index is not None else None
+        update = p.remove_documents([doc_id])
+        return _change(p, doc_id, "removed", update.version, entry=before)
+
     @app.get("/health", response_model=Health)
     def health(p: P) -> Health:
-        index = p.index
+        index = p.current()
         return Health(
             status="ok" if index is not None else "not ready",
             documents=len(p.documents),
@@ -146,8 +252,18 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             model=p.embedder.name,
             reader=p.reader.name,
             index_fingerprint=index.fingerprint if index else "",
+            version=index.version if index else 0,
         )
 
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
+    if settings.cors_origins:  # off unless configured; added last, so preflights skip the key check
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
 
 

@@ -24,7 +24,24 @@ MODEL_ID = "citeqa"
 # A follow-up this short ("and when?") is read as a refinement of the previous question.
 FOLLOW_UP_WORDS = 6
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, which OpenAI clients parse."""
+
+    error: OpenAIErrorBody
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIError} for status in (400, 401, 404, 413, 422, 503)
+}
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=_ERRORS)
 
 
 class ChatMessage(BaseModel):
@@ -67,14 +84,14 @@ def _quote(text: str, width: int = 300) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _sentence_around(p: Pipeline, passage_id: str, doc_id: str, start: int, end: int) -> str:
+def _sentence_around(result: AskResult, passage_id: str, doc_id: str, start: int, end: int) -> str:
     """The passage sentence holding [start, end) (falls back to the span itself)."""
-    passage = p.index.passage(passage_id) if p.index is not None else None
+    passage = result.index.passage(passage_id) if result.index is not None else None
     if passage is not None:
         for s, e in passage.sentences:
             if s <= start and end <= e:
                 return passage.text[s - passage.start : e - passage.start]
-    return p.document(doc_id).text[start:end]
+    return result.text(doc_id, start, end)
 
 
 def _annotation(kind: str, index: int, start_index: int, end_index: int, **cite: Any) -> dict[str, Any]:
@@ -83,7 +100,7 @@ def _annotation(kind: str, index: int, start_index: int, end_index: int, **cite:
     return {"type": "url_citation", "url_citation": body}
 
 
-def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, Any]]]:
+def compose(result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, Any]]]:
     """The reply text and its annotations; links point at ``base_url``/documents/..."""
     parts: list[str] = []
     annotations: list[dict[str, Any]] = []
@@ -105,8 +122,8 @@ def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, li
             sources.append((n, c.doc_id, c.start, c.end, c.passage_id))
         add(f"\n\n(confidence {best.answer.score:.2f})\n\nSources:\n")
         for n, doc_id, start, end, passage_id in sources:
-            add(f"[{n}] {p.title(doc_id)} — {doc_id}:{start}-{end}\n    “")
-            add(_quote(_sentence_around(p, passage_id, doc_id, start, end)))
+            add(f"[{n}] {result.title(doc_id)} — {doc_id}:{start}-{end}\n    “")
+            add(_quote(_sentence_around(result, passage_id, doc_id, start, end)))
             add("”\n")
             annotations.append(
                 _annotation(
@@ -114,13 +131,13 @@ def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, li
                     n,
                     a_start,
                     a_end,
-                    title=p.title(doc_id),
+                    title=result.title(doc_id),
                     url=f"{base_url}/documents/{doc_id}",
                     doc_id=doc_id,
                     start=start,
                     end=end,
                     passage_id=passage_id,
-                    text=p.document(doc_id).text[start:end],
+                    text=result.text(doc_id, start, end),
                 )  # fmt: skip
             )
     else:
@@ -129,7 +146,7 @@ def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, li
             add(" The closest passages are:\n")
         for n, h in enumerate(result.hits[:3], start=1):
             ps = h.passage
-            add(f"[{n}] {p.title(ps.doc_id)} — {ps.doc_id}:{ps.start}-{ps.end}\n    “")
+            add(f"[{n}] {result.title(ps.doc_id)} — {ps.doc_id}:{ps.start}-{ps.end}\n    “")
             q_start = add(_quote(ps.search_text or ps.text))
             q_end = pos
             add("”\n")
@@ -139,7 +156,7 @@ def compose(p: Pipeline, result: AskResult, base_url: str = "") -> tuple[str, li
                     n,
                     q_start,
                     q_end,
-                    title=p.title(ps.doc_id),
+                    title=result.title(ps.doc_id),
                     url=f"{base_url}/documents/{ps.doc_id}",
                     doc_id=ps.doc_id,
                     start=ps.start,
@@ -191,7 +208,7 @@ def chat_completions(body: ChatRequest, p: P, request: Request) -> JSONResponse 
         raise BadInputError(f"model: unknown model {body.model!r}; this server serves {MODEL_ID!r}")
     question, query = question_from(body.messages)
     result = p.ask(question, body.top_k, query=query)
-    content, annotations = compose(p, result, str(request.base_url).rstrip("/"))
+    content, annotations = compose(result, str(request.base_url).rstrip("/"))
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if body.stream:

@@ -72,7 +72,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     p = _pipeline(args)
     p.warm_up()
     result = p.ask(args.question, args.top_k)
-    body = ask_response(result, p.title)
+    body = ask_response(result)
     if args.json:
         print(body.model_dump_json(indent=2))
         return 0
@@ -84,7 +84,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     for n, a in enumerate(body.answers, start=1):
         print(f"{n}. {a.text}    (score {a.score:.2f})")
-        print(f"   cited from {a.doc_id}:{a.start}-{a.end} — {p.title(a.doc_id)}")
+        print(f"   cited from {a.doc_id}:{a.start}-{a.end} — {result.title(a.doc_id)}")
         for c in a.citations[1:]:
             print(f"   also in {c.doc_id}:{c.start}-{c.end}")
         passage = by_id.get(a.passage_id)
@@ -96,6 +96,87 @@ def cmd_ask(args: argparse.Namespace) -> int:
             s, e = min(s, a.start), max(e, a.end)
             sentence = passage.text[s - passage.start : e - passage.start]
             print("   " + _one_line(_marked(sentence, a.start - s, a.end - s), 600))
+    return 0
+
+
+def _paths_to_documents(paths: list[Path]) -> list[Any]:
+    """Documents from files and folders (a folder's files get ids relative to it)."""
+    from corpus import SUFFIXES, CorpusError, check_doc_id, load_corpus, load_document
+    from service.errors import BadInputError
+
+    docs = []
+    for path in paths:
+        try:
+            if path.is_dir():
+                docs.extend(load_corpus(path))
+            elif path.is_file():
+                if path.suffix.lower() not in SUFFIXES:
+                    raise BadInputError(f"{path}: unsupported file type (accepted: {', '.join(SUFFIXES)})")
+                docs.append(load_document(path, doc_id=check_doc_id(path.name)))
+            else:
+                raise BadInputError(f"{path}: no such file or folder")
+        except CorpusError as exc:
+            raise BadInputError(str(exc)) from None
+    return docs
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from corpus import CorpusError, check_doc_id
+    from service.errors import BadInputError
+
+    docs = _paths_to_documents(args.paths)
+    if args.doc_id:
+        if len(docs) != 1:
+            raise BadInputError("--doc-id needs exactly one file")
+        try:
+            check_doc_id(args.doc_id)
+        except CorpusError as exc:
+            raise BadInputError(str(exc)) from None
+        docs = [type(docs[0])(args.doc_id, docs[0].title, docs[0].text, docs[0].source)]
+    p = _pipeline(args)
+    p.warm_up(build_if_needed=True, load_reader=False)
+    t0 = time.perf_counter()
+    update = p.add_documents(docs, replace=args.replace, show_progress=not args.quiet)
+    for doc_id in update.added:
+        print(f"added {doc_id} ({len(p.index.entries[doc_id].keys)} passages)")
+    for doc_id in update.replaced:
+        print(f"replaced {doc_id} ({len(p.index.entries[doc_id].keys)} passages)")
+    for doc_id in update.unchanged:
+        print(f"unchanged {doc_id}")
+    print(f"collection version {update.version}: {len(p.index.entries)} documents, "
+          f"{len(p.index.by_key)} passages ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    p = _pipeline(args)
+    p.warm_up(build_if_needed=True, load_reader=False)
+    update = p.remove_documents(args.doc_ids)
+    for doc_id in update.removed:
+        print(f"removed {doc_id}")
+    print(f"collection version {update.version}: {len(p.index.entries)} documents, "
+          f"{len(p.index.by_key)} passages")  # fmt: skip
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    p = _pipeline(args)
+    p.warm_up(build_if_needed=True, load_reader=False)
+    rows = [
+        {"doc_id": e.doc_id, "title": e.document.title, "length": len(e.document.text),
+         "passages": len(e.keys), "origin": e.origin}
+        for e in p.index.entries.values()
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    width = max([len(r["doc_id"]) for r in rows] + [6])
+    print(f"{'doc_id':<{width}}  origin  passages  title")
+    for r in rows:
+        print(f"{r['doc_id']:<{width}}  {r['origin']:<6}  {r['passages']:>8}  {_one_line(r['title'], 60)}")
+    print(f"{len(rows)} documents, collection version {p.index.version}")
     return 0
 
 
@@ -167,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("--reader", help="answer extractor (default: baseline)")
     p_ask.add_argument("-v", "--verbose", action="store_true", help="show the passage of every answer")
     p_ask.set_defaults(func=cmd_ask)
+
+    p_add = sub.add_parser("add", parents=[common], help="add documents (files or folders) to the index")
+    p_add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_add.add_argument("--doc-id", help="store the (single) file under this id (default: its file name)")
+    p_add.add_argument("--replace", action="store_true", help="replace documents that have the same id")
+    p_add.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_add.set_defaults(func=cmd_add)
+
+    p_remove = sub.add_parser("remove", parents=[common], help="remove documents from the index")
+    p_remove.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
+    p_remove.set_defaults(func=cmd_remove)
+
+    p_list = sub.add_parser("list", parents=[common], help="list the documents in the index")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    p_list.set_defaults(func=cmd_list)
 
     p_serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
     p_serve.add_argument("--host", help="default 127.0.0.1 (env CITEQA_HOST)")

@@ -19,3 +19,19 @@ class NotReadyError(CiteqaError):
     """The index is missing or stale."""
 
     status = 503
+
+
+class UnauthorizedError(CiteqaError):
+    status = 401
+
+
+class ConflictError(CiteqaError):
+    status = 409
+
+
+class TooLargeError(CiteqaError):
+    status = 413
+
+
+class UnsupportedTypeError(CiteqaError):
+    status = 415

@@ -69,7 +69,8 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         """Answer a question from the documents with an extractive (verbatim) answer and its citations."""
         p = get_pipeline()
         try:
-            body = ask_response(p.ask(question, top_k), p.title)
+            result = p.ask(question, top_k)
+            body = ask_response(result)
         except CiteqaError as exc:
             raise ToolError(str(exc)) from None
         if not body.answers:
@@ -78,11 +79,11 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         citations = [
             Citation(
                 doc_id=c.doc_id,
-                title=p.title(c.doc_id),
+                title=result.title(c.doc_id),
                 start=c.start,
                 end=c.end,
                 passage_id=c.passage_id,
-                quote=p.document(c.doc_id).text[c.start : c.end],
+                quote=result.text(c.doc_id, c.start, c.end),
             )  # fmt: skip
             for c in best.citations
         ]
@@ -96,10 +97,10 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         """Find the passages most relevant to a query (hybrid dense + BM25 retrieval), with offsets."""
         p = get_pipeline()
         try:
-            hits = p.search(query, top_k)
+            result = p.search(query, top_k)
         except CiteqaError as exc:
             raise ToolError(str(exc)) from None
-        return SearchResult(query=query, passages=passages_out(hits, p.title))
+        return SearchResult(query=query, passages=passages_out(result))
 
     @mcp.resource(URI_PREFIX + "{doc_id}", mime_type="text/plain")
     def document(doc_id: str) -> str:

@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus import ChunkParams, CorpusError, Document, load_corpus
-from index import Embedder, Hit, Index, IndexError_, build_index, expected_manifest, load_index, save_index
+from index import (
+    Change,
+    Embedder,
+    Hit,
+    Index,
+    IndexError_,
+    Store,
+    build_index,
+    incompatibilities,
+    text_sha256,
+)
+from index.store import REBUILD_HINT
 from reader import Answer, BaselineReader, Reader, TrainedReader
-from service.errors import BadInputError, NotFoundError, NotReadyError
+from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError
 
 log = logging.getLogger(__name__)
 MAX_TOP_K = 50
@@ -40,6 +52,18 @@ class AskResult:
     answers: list[MergedAnswer]
     hits: list[Hit]  # the passages that were read (top_k)
     retrieved: list[Hit] = field(default_factory=list)  # everything retrieved (>= hits), for evaluation
+    index: Index | None = None  # the collection state it was answered from
+
+    @property
+    def version(self) -> int:
+        return self.index.version if self.index is not None else 0
+
+    def title(self, doc_id: str) -> str:
+        return self.index.title(doc_id) if self.index is not None else ""
+
+    def text(self, doc_id: str, start: int, end: int) -> str:
+        doc = self.index.document(doc_id) if self.index is not None else None
+        return doc.text[start:end] if doc is not None else ""
 
 
 def _norm(text: str) -> str:
@@ -79,8 +103,28 @@ def make_reader(name: str, embedder: Embedder) -> Reader:
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 
+@dataclass(frozen=True)
+class Update:
+    """What a write did: the documents it added, replaced or removed, and the new version."""
+
+    version: int
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
 class Pipeline:
-    """Owns the documents, the index and the reader; cheap to construct, ``warm_up`` loads."""
+    """Owns the collection (its committed state), the embedder and the reader.
+
+    Cheap to construct; ``warm_up`` loads. Queries run against one immutable ``Index`` state,
+    picked up at the start of the query; writes build the next state beside it, commit it to
+    disk, then swap the reference, so readers never see a mix. Writes are serialised, across
+    processes too (the store's lock), and a change committed by another process (``citeqa
+    add`` next to a running server) is picked up on the next query.
+    """
+
+    RELOAD_CHECK_S = 0.5
 
     def __init__(
         self,
@@ -91,55 +135,238 @@ class Pipeline:
         chunking: ChunkParams = ChunkParams(),
         max_question_chars: int = 2000,
         documents: list[Document] | None = None,
+        embedder: Embedder | None = None,
+        write_embedder: Embedder | None = None,
     ) -> None:
-        """``documents``, when given, are used instead of reading ``corpus_dir``."""
+        """``documents``, when given, are used instead of reading ``corpus_dir``.
+
+        ``embedder`` and ``write_embedder`` share already loaded models (tests, tools); writes
+        use their own copy by default, so embedding a large upload does not hold up queries.
+        """
         self.corpus_dir = Path(corpus_dir)
         self._given = documents
         self.index_dir = Path(index_dir)
+        self.store = Store(self.index_dir)
         self.chunking = chunking
         self.max_question_chars = max_question_chars
-        self.embedder = Embedder(model_path)
+        self.model_path = model_path
+        self.embedder = embedder or Embedder(model_path)
         self.reader = make_reader(reader, self.embedder)
-        self.documents: dict[str, Document] = {}
         self.index: Index | None = None
-        # the embedder and reader are not re-entrant-safe under torch's thread pool sharing;
-        # one request reads at a time, which on 2 cores costs little
+        # the embedder and reader are not safe to call from several threads at once (the
+        # tokenizer's state is shared); one request reads at a time, which on 2 cores costs little
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer = write_embedder  # writes embed with their own copy, off the read lock
+        self._token: object = None
+        self._checked = 0.0
 
-    def _load_documents(self) -> list[Document]:
+    # -- the collection ------------------------------------------------------------------
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        index = self.current()
+        return index.documents if index is not None else {}
+
+    def _folder_documents(self) -> list[Document]:
         try:
-            docs = self._given if self._given is not None else load_corpus(self.corpus_dir)
+            return self._given if self._given is not None else load_corpus(self.corpus_dir)
         except CorpusError as exc:
             raise BadInputError(str(exc)) from None
-        self.documents = {d.doc_id: d for d in docs}
-        return docs
 
-    def build(self, show_progress: bool = False) -> Index:
-        """Build the index from the corpus folder and save it."""
-        docs = self._load_documents()
-        index = build_index(docs, self.embedder, self.chunking, show_progress=show_progress)
-        save_index(index, self.index_dir)
+    def _sync(self, index: Index, folder: list[Document]) -> Change | None:
+        """The change that brings the collection up to date with the corpus folder.
+
+        Only what changed in the folder since the last sync is applied: a document added or
+        removed through the API stays as it is until its file changes.
+        """
+        now = {d.doc_id: (d, text_sha256(d.text)) for d in folder}
+        seen = index.corpus_seen
+        add = tuple((d, "corpus") for d, sha in now.values() if seen.get(d.doc_id) != sha)
+        remove = tuple(
+            doc_id
+            for doc_id, sha in seen.items()
+            if doc_id not in now
+            and doc_id in index.entries
+            and index.entries[doc_id].origin == "corpus"
+            and index.entries[doc_id].sha256 == sha
+        )
+        fresh = {doc_id: sha for doc_id, (_, sha) in now.items()}
+        if not add and not remove and fresh == seen:
+            return None
+        return Change(add=add, remove=remove, corpus_seen=fresh)
+
+    def _write_embedder(self) -> Embedder:
+        if self._writer is None:
+            self._writer = Embedder(self.model_path)
+        return self._writer
+
+    def _latest(self) -> Index:
+        """The latest committed state (call with the write locks held)."""
+        if self.index is not None and self.store.token() == self._token:
+            return self.index
+        return self.store.load(self.embedder)
+
+    def _publish(self, index: Index) -> Index:
+        """Serve ``index`` from now on (queries embed with the read embedder)."""
+        index.embedder = self.embedder
         self.index = index
+        self._token = self.store.token()
+        self._checked = time.monotonic()
         return index
 
-    def warm_up(self, build_if_needed: bool = False) -> None:
-        """Load the saved index (refusing a stale one unless ``build_if_needed``) and the reader."""
-        docs = self._load_documents()
-        expected = expected_manifest(docs, self.embedder, self.chunking)
+    def build(self, show_progress: bool = False) -> Index:
+        """Rebuild the whole collection from its texts (and the corpus folder), then commit it.
+
+        Documents added through the API are kept: they are re-chunked and re-embedded too.
+        """
+        folder = self._folder_documents()
+        with self._write_lock, self.store.locked():
+            docs: dict[str, tuple[Document, str]] = {}
+            seen: dict[str, str] = {}
+            old: Index | None
+            try:
+                old = self.store.load(self.embedder)
+                docs = {d: (e.document, e.origin) for d, e in old.entries.items()}
+                seen = old.corpus_seen
+            except IndexError_:
+                old = None
+            if old is not None:
+                change = self._sync(old, folder)
+                if change is not None:
+                    for doc_id in change.remove:
+                        docs.pop(doc_id, None)
+                    docs.update({d.doc_id: (d, origin) for d, origin in change.add})
+                    seen = change.corpus_seen or {}
+            else:
+                docs = {d.doc_id: (d, "corpus") for d in folder}
+                seen = {d.doc_id: text_sha256(d.text) for d in folder}
+            index = build_index(
+                [d for d, _ in docs.values()],
+                self._write_embedder(),
+                self.chunking,
+                show_progress=show_progress,
+                origin={doc_id: origin for doc_id, (_, origin) in docs.items()},
+                corpus_seen=seen,
+            )
+            self.store.commit(index)
+            return self._publish(index)
+
+    def warm_up(self, build_if_needed: bool = False, load_reader: bool = True) -> None:
+        """Load the committed collection and the reader.
+
+        A missing or incompatible index, or a corpus folder that changed since the last sync,
+        is refused with a hint, unless ``build_if_needed``: then it is built or brought up to
+        date (incrementally when only documents changed).
+        """
+        folder = self._folder_documents()
         try:
-            self.index = load_index(self.index_dir, self.embedder, expected)
+            index = self.store.load(self.embedder)
+            problems = incompatibilities(index.manifest, self.embedder, self.chunking)
+            if problems:
+                raise IndexError_(
+                    f"index at {self.index_dir} is stale ({'; '.join(problems)}): {REBUILD_HINT}"
+                )
         except IndexError_ as exc:
             if not build_if_needed:
                 raise NotReadyError(str(exc)) from None
             log.info("%s; building it now", exc)
             self.build()
+        else:
+            change = self._sync(index, folder)
+            if change is None:
+                self._publish(index)
+            elif not build_if_needed:
+                raise NotReadyError(
+                    f"index at {self.index_dir} is stale (the documents in {self.corpus_dir} changed "
+                    "since it was built): run `citeqa index` to rebuild it"
+                )
+            else:
+                self._apply(change)
         self.embedder.warm_up()
-        self.reader.warm_up()
+        if load_reader:
+            self.reader.warm_up()
+
+    def _apply(self, change: Change, show_progress: bool = False) -> Index:
+        """Commit ``change`` on top of the latest committed state (caller holds no lock)."""
+        with self._write_lock, self.store.locked():
+            base = self._latest()
+            index = base.updated(change, self._write_embedder(), show_progress=show_progress)
+            self.store.commit(index)
+            return self._publish(index)
+
+    def add_documents(
+        self, documents: list[Document], replace: bool = True, show_progress: bool = False
+    ) -> Update:
+        """Add documents (``replace``: overwrite ones with the same id, else refuse with 409)."""
+        ids = [d.doc_id for d in documents]
+        if len(set(ids)) != len(ids):
+            raise BadInputError("the same document id appears twice")
+        with self._write_lock, self.store.locked():
+            base = self._latest()
+            exists = [d for d in ids if d in base.entries]
+            if exists and not replace:
+                raise ConflictError(
+                    f"document {exists[0]!r} already exists (replace it with PUT /documents/{{doc_id}} "
+                    "or `citeqa add --replace`)"
+                )
+            same = [
+                d.doc_id
+                for d in documents
+                if d.doc_id in base.entries
+                and base.entries[d.doc_id].document.text == d.text
+                and base.entries[d.doc_id].document.title == d.title
+            ]
+            change = Change(add=tuple((d, "added") for d in documents))
+            index = base.updated(change, self._write_embedder(), show_progress=show_progress)
+            self.store.commit(index)
+            self._publish(index)
+            return Update(
+                index.version,
+                added=[d for d in ids if d not in base.entries],
+                replaced=[d for d in exists if d not in same],
+                unchanged=same,
+            )
+
+    def remove_documents(self, doc_ids: list[str]) -> Update:
+        """Remove documents by id; an unknown id is refused (404) and nothing is removed."""
+        with self._write_lock, self.store.locked():
+            base = self._latest()
+            missing = [d for d in doc_ids if d not in base.entries]
+            if missing:
+                raise NotFoundError(f"unknown document id: {missing[0]!r}")
+            index = base.updated(Change(remove=tuple(doc_ids)), self._write_embedder())
+            self.store.commit(index)
+            self._publish(index)
+            return Update(index.version, removed=list(doc_ids))
+
+    def current(self) -> Index | None:
+        """The state to answer from: the latest committed one (checked at most every 0.5 s)."""
+        index = self.index
+        if index is None:
+            return None
+        now = time.monotonic()
+        if now - self._checked >= self.RELOAD_CHECK_S:
+            self._checked = now
+            if self.store.token() != self._token and self._write_lock.acquire(blocking=False):
+                # another process committed a change: serve it from now on
+                try:
+                    token = self.store.token()
+                    index = self._publish(self.store.load(self.embedder))
+                    self._token = token
+                except IndexError_ as exc:
+                    log.warning("could not load the committed collection: %s", exc)
+                finally:
+                    self._write_lock.release()
+        return index
 
     def _ready(self) -> Index:
-        if self.index is None:
+        index = self.current()
+        if index is None:
             raise NotReadyError("the index is not loaded")
-        return self.index
+        return index
+
+    # -- queries -------------------------------------------------------------------------
 
     def check_question(self, question: str, top_k: int) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -152,10 +379,13 @@ class Pipeline:
             raise BadInputError(f"top_k must be between 1 and {MAX_TOP_K} (got {top_k})")
         return question.strip()
 
-    def search(self, query: str, top_k: int = 5) -> list[Hit]:
+    def search(self, query: str, top_k: int = 5) -> AskResult:
+        """Retrieval only: the ``top_k`` passages (as ``hits``) and the state they came from."""
         query = self.check_question(query, top_k)
+        index = self._ready()
         with self._lock:
-            return self._ready().search(query, top_k)
+            hits = index.search(query, top_k)
+        return AskResult(query, [], hits, hits, index)
 
     def ask(
         self, question: str, top_k: int = 5, retrieve_k: int | None = None, query: str | None = None
@@ -166,18 +396,19 @@ class Pipeline:
         turns of a chat); the reader still reads ``question``.
         """
         question = self.check_question(question, top_k)
+        index = self._ready()
         with self._lock:
-            retrieved = self._ready().search(query or question, max(top_k, retrieve_k or 0))
+            retrieved = index.search(query or question, max(top_k, retrieve_k or 0))
             hits = retrieved[:top_k]
             answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
-        return AskResult(question, merge_answers(answers), hits, retrieved)
+        return AskResult(question, merge_answers(answers), hits, retrieved, index)
 
     def document(self, doc_id: str) -> Document:
-        try:
-            return self.documents[doc_id]
-        except KeyError:
-            raise NotFoundError(f"unknown document id: {doc_id!r}") from None
+        index = self.current()
+        doc = index.document(doc_id) if index is not None else None
+        if doc is None:
+            raise NotFoundError(f"unknown document id: {doc_id!r}")
+        return doc
 
     def title(self, doc_id: str) -> str:
-        doc = self.documents.get(doc_id)
-        return doc.title if doc else ""
+        return self.index.title(doc_id) if self.index is not None else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from index import Hit
 from service.pipeline import AskResult, MergedAnswer
 
 
@@ -49,17 +50,39 @@ class AskResponse(BaseModel):
     question: str
     answers: list[AnswerOut]
     passages: list[PassageOut]
+    version: int = Field(0, description="the collection version that answered")
 
 
 class SearchResponse(BaseModel):
     query: str
     passages: list[PassageOut]
+    version: int = Field(0, description="the collection version that answered")
 
 
 class DocumentSummary(BaseModel):
     doc_id: str
     title: str
     length: int
+    origin: str = Field("corpus", description="corpus (the corpus folder) or added (API / citeqa add)")
+
+
+class DocumentIn(BaseModel):
+    """A document given as JSON (files go as multipart/form-data with a ``file`` field)."""
+
+    doc_id: str | None = Field(
+        None, description="id to store it under (default: derived from the title or the text)"
+    )
+    title: str | None = Field(None, description="default: the first line of the text")
+    text: str = Field(..., description="the document's text; offsets in answers point into it")
+
+
+class DocumentChange(BaseModel):
+    doc_id: str
+    title: str = ""
+    length: int = 0
+    passages: int = 0
+    status: str = Field(..., description="added, replaced, unchanged or removed")
+    version: int = Field(..., description="the collection version after the change")
 
 
 class DocumentOut(BaseModel):
@@ -75,6 +98,7 @@ class Health(BaseModel):
     model: str
     reader: str
     index_fingerprint: str
+    version: int = 0
 
 
 class ErrorOut(BaseModel):
@@ -92,24 +116,26 @@ def answer_out(m: MergedAnswer) -> AnswerOut:
     )  # fmt: skip
 
 
-def passages_out(hits: list, title_of) -> list[PassageOut]:  # type: ignore[no-untyped-def, type-arg]
+def passages_out(result: AskResult, hits: list[Hit] | None = None) -> list[PassageOut]:
+    """The passages read for ``result`` (or ``hits``), titled from the state that answered."""
     return [
         PassageOut(
             passage_id=h.passage.passage_id,
             doc_id=h.passage.doc_id,
-            title=title_of(h.passage.doc_id),
+            title=result.title(h.passage.doc_id),
             start=h.passage.start,
             end=h.passage.end,
             text=h.passage.text,
             score=round(h.score, 6),
         )  # fmt: skip
-        for h in hits
+        for h in (result.hits if hits is None else hits)
     ]
 
 
-def ask_response(result: AskResult, title_of) -> AskResponse:  # type: ignore[no-untyped-def]
+def ask_response(result: AskResult) -> AskResponse:
     return AskResponse(
         question=result.question,
         answers=[answer_out(m) for m in result.answers],
-        passages=passages_out(result.hits, title_of),
+        passages=passages_out(result),
+        version=result.version,
     )

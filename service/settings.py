@@ -22,5 +22,13 @@ class Settings(BaseSettings):
     max_words: int = Field(120, ge=16, le=400, description="passage size in words")
     overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")
     max_question_chars: int = Field(2000, ge=1)
+    api_key: str | None = Field(
+        None, description="when set, every endpoint but /health needs 'Authorization: Bearer <key>'"
+    )
+    max_upload_bytes: int = Field(10_000_000, ge=1, description="largest document accepted (bytes)")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='origins allowed by CORS, e.g. ["https://example.org"] (default: none)',
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

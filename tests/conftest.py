@@ -33,9 +33,8 @@ def index_dir(tmp_path_factory) -> Path:
 def pipeline(index_dir, embedder):
     from service import Pipeline
 
-    p = Pipeline(corpus_dir=DEFAULT_CORPUS, index_dir=index_dir)
-    p.embedder = embedder  # share the session's loaded model
-    p.reader.embedder = embedder
+    # share the session's loaded model
+    p = Pipeline(corpus_dir=DEFAULT_CORPUS, index_dir=index_dir, embedder=embedder, write_embedder=embedder)
     p.build()
     p.warm_up()
     return p
@@ -59,16 +58,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(pipeline, index_dir):
-    """A real `citeqa serve` (uvicorn) on loopback, over the session's saved index."""
+def spawn_server(index_dir, corpus_dir=DEFAULT_CORPUS, **env_extra):
+    """Start `citeqa serve` (uvicorn) on a free loopback port; returns (process, base url)."""
     import subprocess
     import sys
     import time
     import urllib.request
 
     port = _free_port()
-    env = {**os.environ, "CITEQA_INDEX_DIR": str(index_dir), "CITEQA_CORPUS_DIR": str(DEFAULT_CORPUS)}
+    env = {
+        **os.environ,
+        "CITEQA_INDEX_DIR": str(index_dir),
+        "CITEQA_CORPUS_DIR": str(corpus_dir),
+        **env_extra,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
@@ -81,15 +84,27 @@ def live_server(pipeline, index_dir):
     while True:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            break
+            return proc, url
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.2)
-    yield url
+
+
+def stop_server(proc):
+    import subprocess
+
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(pipeline, index_dir):
+    """A real `citeqa serve` (uvicorn) on loopback, over the session's saved index."""
+    proc, url = spawn_server(index_dir)
+    yield url
+    stop_server(proc)

@@ -27,6 +27,38 @@ function docLink(docId, start, end, label) {
   return el("a", { href: "#" + params.toString(), class: "open-doc" }, label);
 }
 
+// every request goes through here: it adds the API key when one was given, and on 401
+// shows the key form, then retries once the key is entered
+const KEY = "citeqa-api-key";
+const keyForm = $("key-form");
+let keyWaiters = [];
+
+async function api(path, options = {}) {
+  for (;;) {
+    const headers = new Headers(options.headers || {});
+    const key = sessionStorage.getItem(KEY);
+    if (key) headers.set("Authorization", "Bearer " + key);
+    const response = await fetch(path, { ...options, headers });
+    if (response.status !== 401) return response;
+    sessionStorage.removeItem(KEY);
+    setStatus(key ? "That API key was refused; try again." : "This server needs an API key.", true);
+    keyForm.hidden = false;
+    $("api-key").focus();
+    await new Promise((resolve) => keyWaiters.push(resolve));
+  }
+}
+
+keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY, $("api-key").value.trim());
+  $("api-key").value = "";
+  keyForm.hidden = true;
+  setStatus("");
+  const waiting = keyWaiters;
+  keyWaiters = [];
+  waiting.forEach((resolve) => resolve());
+});
+
 function setStatus(message, isError = false) {
   status.textContent = message;
   status.classList.toggle("error", isError);
@@ -83,7 +115,7 @@ async function ask(question) {
   try {
     let response;
     try {
-      response = await fetch("/ask", {
+      response = await api("/ask", {
         method: "POST", headers: { "content-type": "application/json" },
         body: JSON.stringify({ question, top_k: 5 }),
       });
@@ -113,7 +145,7 @@ async function showDocument(docId, start, end) {
   setStatus("Opening the document…");
   let response;
   try {
-    response = await fetch("/documents/" + docId.split("/").map(encodeURIComponent).join("/"));
+    response = await api(docPath(docId));
   } catch (err) {
     setStatus("Cannot reach the citeqa server. Is it running?", true);
     return;
@@ -134,6 +166,71 @@ async function showDocument(docId, start, end) {
   const mark = pre.querySelector("mark");
   if (mark) mark.scrollIntoView({ block: "center" });
 }
+
+function docPath(docId) {
+  return "/documents/" + docId.split("/").map(encodeURIComponent).join("/");
+}
+
+// the documents panel: list, add (file or pasted text), remove
+async function loadDocuments() {
+  let response;
+  try { response = await api("/documents"); } catch (err) { return; }
+  if (!response.ok) return;
+  const docs = await response.json();
+  $("doc-list").replaceChildren(...docs.map((d) => {
+    const remove = el("button", { type: "button", class: "remove", "data-doc": d.doc_id }, "Remove");
+    remove.addEventListener("click", () => removeDocument(d.doc_id));
+    return el("li", {}, el("strong", {}, d.title || d.doc_id), " ",
+      el("span", { class: "cite" }, `${d.doc_id} · ${d.origin}`), " ", remove);
+  }));
+}
+
+async function changeDocuments(path, options, verb) {
+  setStatus(`${verb}…`);
+  let response;
+  try { response = await api(path, options); } catch (err) {
+    setStatus("Cannot reach the citeqa server. Is it running?", true);
+    return false;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    setStatus(`Error ${response.status}: ${body.detail || response.statusText}`, true);
+    return false;
+  }
+  setStatus(`${body.status === "removed" ? "Removed" : "Added"} ${body.doc_id}` +
+    (body.passages ? ` (${body.passages} passages)` : "") + ".");
+  await loadDocuments();
+  return true;
+}
+
+function removeDocument(docId) {
+  if (!confirm(`Remove ${docId} from the collection?`)) return;
+  changeDocuments(docPath(docId), { method: "DELETE" }, `Removing ${docId}`);
+}
+
+$("upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) { setStatus("Choose a file first.", true); return; }
+  const data = new FormData();
+  data.append("file", file);
+  if (await changeDocuments("/documents", { method: "POST", body: data }, `Adding ${file.name}`)) {
+    event.target.reset();
+  }
+});
+
+$("paste-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = $("paste-text").value;
+  if (!text.trim()) { setStatus("Paste some text first.", true); return; }
+  const body = { text };
+  const title = $("paste-title").value.trim();
+  if (title) body.title = title;
+  const options = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  if (await changeDocuments("/documents", options, "Adding the text")) event.target.reset();
+});
+
+$("docs-panel").addEventListener("toggle", (event) => { if (event.target.open) loadDocuments(); });
 
 function route() {
   const params = new URLSearchParams(location.hash.slice(1));

@@ -5,16 +5,16 @@ import pytest
 
 from corpus import ChunkParams, Document, load_corpus
 from index import (
+    Change,
     Embedder,
     ExactIndex,
     FaissIndex,
-    StaleIndexError,
+    Store,
     build_index,
-    expected_manifest,
-    load_index,
+    incompatibilities,
     rrf_fuse,
-    save_index,
 )
+from index.bm25 import BM25Index
 from index.store import IndexError_
 
 from ..conftest import DEFAULT_CORPUS
@@ -37,6 +37,47 @@ def test_faiss_matches_the_exact_twin():
     assert (e.search(queries[:1], 600)[1][0, 500:] == -1).all()
 
 
+def test_faiss_ids_survive_removal_like_the_exact_twin():
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(200, 16)).astype(np.float32)
+    ids = np.arange(1000, 1200)
+    f, e = FaissIndex(16), ExactIndex(16)
+    f.add(vecs, ids)
+    e.add(vecs, ids)
+    g = f.copy()
+    g.remove(ids[::3])
+    e.remove(ids[::3])
+    assert f.ntotal == 200 and g.ntotal == e.ntotal == 200 - len(ids[::3])  # the copy is independent
+    gs, gi = g.search(vecs[:10], 5)
+    es, ei = e.search(vecs[:10], 5)
+    np.testing.assert_array_equal(gi, ei)
+    assert not set(gi.ravel()) & set(ids[::3])
+    np.testing.assert_allclose(gs, es, rtol=1e-5, atol=1e-5)
+
+
+def test_bm25_built_incrementally_scores_like_one_built_at_once():
+    texts = [
+        "Hanoi is the capital of Vietnam.",
+        "Pyongyang is the capital of North Korea.",
+        "Kim Il Sung visited Hanoi in 1958 and 1964.",
+        "The capital hosted a summit.",
+        "Rice and fish sauce.",
+    ]
+    whole = BM25Index()
+    whole.fit([texts[0], texts[2], texts[3]])
+    grown = BM25Index()
+    grown.add([0, 1], texts[:2])
+    grown = grown.copy()
+    grown.add([2, 3, 4], texts[2:])
+    grown.remove([1, 4])
+    for q in ["capital Hanoi", "visited", "summit capital", "nothing here"]:
+        ws, wk = whole.search(q, 5)
+        gs, gk = grown.search(q, 5)
+        assert [int(k) for k in gk] == [[0, 2, 3][int(k)] for k in wk]
+        np.testing.assert_allclose(gs, ws, rtol=1e-6)
+    assert whole.search("zzz", 3)[1].size == 0
+
+
 def test_rrf_fuse_rewards_agreement():
     fused = rrf_fuse([[1, 2, 3], [3, 1, 4]], k=60)
     order = [i for i, _ in fused]
@@ -46,66 +87,63 @@ def test_rrf_fuse_rewards_agreement():
     assert rrf_fuse([]) == []
 
 
-def _docs(tmp_path, texts):
-    folder = tmp_path / "docs"
-    folder.mkdir(exist_ok=True)
-    for name, text in texts.items():
-        (folder / name).write_text(text)
-    return folder
+def _ranked(index, queries, k=8):
+    return [
+        [(h.passage.passage_id, round(h.score, 9), h.dense_rank, h.bm25_rank) for h in index.search(q, k)]
+        for q in queries
+    ]
+
+
+QUERIES = ["diplomatic relations 1950", "Why did Trump and Kim meet in Hanoi?", "Khmer Rouge support", "zzz"]
 
 
 def test_save_load_gives_identical_results(tmp_path, embedder):
     docs = load_corpus(DEFAULT_CORPUS)
     built = build_index(docs, embedder)
-    save_index(built, tmp_path / "idx")
-    loaded = load_index(tmp_path / "idx", embedder, expected_manifest(docs, embedder, ChunkParams()))
+    store = Store(tmp_path / "idx")
+    store.commit(built)
+    loaded = store.load(embedder)
     assert loaded.passages == built.passages
     assert loaded.fingerprint == built.fingerprint
-    for q in [
-        "diplomatic relations 1950",
-        "Why did Trump and Kim meet in Hanoi?",
-        "Khmer Rouge support",
-        "zzz",
-    ]:
-        a = [(h.passage.passage_id, round(h.score, 9), h.dense_rank, h.bm25_rank) for h in built.search(q, 8)]
-        b = [
-            (h.passage.passage_id, round(h.score, 9), h.dense_rank, h.bm25_rank) for h in loaded.search(q, 8)
-        ]
-        assert a == b
-    # saving again replaces the folder whole, leaving no temporary folders behind
-    save_index(built, tmp_path / "idx")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    assert loaded.version == built.version == 1
+    assert _ranked(built, QUERIES) == _ranked(loaded, QUERIES)
+    # committing again makes version 2; only the last two versions are kept, and no leftovers
+    store.commit(built.updated(Change()))
+    store.commit(built.updated(Change()))
+    assert store.current() == 3
+    assert sorted(p.name for p in (tmp_path / "idx" / "versions").iterdir()) == ["00000002", "00000003"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["CURRENT", "blobs", "versions"]
 
 
-def test_changed_corpus_or_model_makes_the_index_stale(tmp_path, embedder):
-    folder = _docs(tmp_path, {"a.txt": "Hanoi is the capital of Vietnam.", "b.txt": "Pyongyang is in Korea."})
-    docs = load_corpus(folder)
-    save_index(build_index(docs, embedder), tmp_path / "idx")
-    load_index(tmp_path / "idx", embedder, expected_manifest(docs, embedder, ChunkParams()))
-
-    (folder / "a.txt").write_text("Hanoi is the capital of Vietnam. It has many mopeds.")
-    changed = load_corpus(folder)
-    with pytest.raises(StaleIndexError, match="documents changed.*citeqa index"):
-        load_index(tmp_path / "idx", embedder, expected_manifest(changed, embedder, ChunkParams()))
-    with pytest.raises(StaleIndexError, match="chunking"):
-        load_index(tmp_path / "idx", embedder, expected_manifest(docs, embedder, ChunkParams(60, 10)))
-
+def test_incompatible_model_or_chunking_is_reported(tmp_path, embedder):
+    docs = [Document("a.txt", "a", "Hanoi is the capital of Vietnam."), Document("b.txt", "b", "Pyongyang.")]
+    index = build_index(docs, embedder)
+    assert incompatibilities(index.manifest, embedder, ChunkParams()) == []
+    assert "chunking" in incompatibilities(index.manifest, embedder, ChunkParams(60, 10))[0]
     other_model = tmp_path / "other-model"
     shutil.copytree(embedder.model_path, other_model)
     (other_model / "extra.json").write_text("{}")
-    other = Embedder(other_model)
-    with pytest.raises(StaleIndexError, match="model"):
-        load_index(tmp_path / "idx", other, expected_manifest(docs, other, ChunkParams()))
+    assert "model" in incompatibilities(index.manifest, Embedder(other_model), ChunkParams())[0]
 
 
-def test_missing_or_damaged_index_is_refused(tmp_path, embedder):
+def test_missing_damaged_or_old_index_is_refused(tmp_path, embedder):
     with pytest.raises(IndexError_, match="no index"):
-        load_index(tmp_path / "none", embedder)
+        Store(tmp_path / "none").load(embedder)
     docs = [Document("a.txt", "a", "Hanoi is the capital of Vietnam.")]
-    save_index(build_index(docs, embedder), tmp_path / "idx")
-    (tmp_path / "idx" / "dense.faiss").write_bytes(b"garbage")
-    with pytest.raises(IndexError_, match="citeqa index"):
-        load_index(tmp_path / "idx", embedder)
+    store = Store(tmp_path / "idx")
+    store.commit(build_index(docs, embedder))
+    (tmp_path / "idx" / "versions" / "00000001" / "dense.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexError_, match="damaged.*citeqa index"):
+        store.load(embedder)
+    blob = next((tmp_path / "idx" / "blobs").glob("*/*.txt"))
+    blob.write_text("Hanoi is the capital of Laos.")
+    with pytest.raises(IndexError_, match="checksum|damaged"):
+        store.load(embedder)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    with pytest.raises(IndexError_, match="older citeqa.*citeqa index"):
+        Store(old).load(embedder)
 
 
 def test_embeddings_are_normalised(embedder):

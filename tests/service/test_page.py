@@ -124,3 +124,51 @@ def test_assets_are_served_by_the_app(client):
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory, pipeline, index_dir):
+    """A server of its own (documents get added and removed) that needs an API key."""
+    from ..conftest import spawn_server, stop_server
+
+    folder = shutil.copytree(index_dir, tmp_path_factory.mktemp("page") / "index")
+    proc, url = spawn_server(folder, CITEQA_API_KEY="page-key")
+    yield url
+    stop_server(proc)
+
+
+def test_key_prompt_then_add_ask_and_remove_a_document(page, keyed_server, tmp_path):
+    otters = tmp_path / "otters.md"
+    otters.write_text("# Otters\n\nSea otters use rocks to crack open shellfish along the Pacific coast.\n")
+    page.goto(keyed_server + "/")
+    page.click("#docs-panel summary")
+    page.wait_for_selector("#key-form:not([hidden])")
+    assert "needs an API key" in page.inner_text("#status")
+    page.fill("#api-key", "wrong")
+    page.click("#key-button")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('refused')")
+    page.fill("#api-key", "page-key")
+    page.click("#key-button")
+    page.wait_for_selector("#doc-list li")
+    assert page.locator("#doc-list li").count() == 3
+
+    page.set_input_files("#upload-file", str(otters))
+    page.click("#upload-button")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Added otters.md')")
+    assert page.locator("#doc-list li").count() == 4
+    _shot(page, "documents.png")
+
+    page.fill("#question", "What do sea otters use to crack open shellfish?")
+    page.click("#ask-button")
+    page.wait_for_selector("#answer-text")
+    assert "rocks" in page.inner_text("#answer-text")
+    assert "otters.md" in page.inner_text("#answer .meta")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#doc-list button[data-doc='otters.md']")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Removed otters.md')")
+    assert page.locator("#doc-list li").count() == 3
+    page.fill("#question", "What do sea otters use to crack open shellfish?")
+    page.click("#ask-button")
+    page.wait_for_function("!document.querySelector('#ask-button').disabled")
+    assert "otters.md" not in page.inner_text("#result")
