@@ -65,6 +65,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
         reader.warm_up()
         manifest: dict[str, Any] = {
             "reader": reader.name,
+            "reader_threshold": getattr(reader, "threshold", None),
             "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
             "chunking": chunking.as_dict(),
         }
@@ -76,13 +77,18 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             cache = Path(settings.index_dir).parent / "eval-cache" / corpus_fingerprint(docs)
             pipeline = Pipeline(
                 corpus_dir=args.file, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
-                chunking=chunking, max_question_chars=settings.max_question_chars, documents=docs,
+                reader_threshold=settings.reader_threshold, chunking=chunking,
+                max_question_chars=settings.max_question_chars, documents=docs,
             )  # fmt: skip
         else:
             pipeline = pipeline_from_settings(settings)
         pipeline.warm_up(build_if_needed=True)
         assert pipeline.index is not None
-        manifest = {**pipeline.index.manifest, "reader": pipeline.reader.name}
+        manifest = {
+            **pipeline.index.manifest,
+            "reader": pipeline.reader.name,
+            "reader_threshold": getattr(pipeline.reader, "threshold", None),
+        }
         t0 = time.perf_counter()
         records = run_open_mode(items, pipeline, args.top_k, progress=progress)
     wall = time.perf_counter() - t0

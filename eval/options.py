@@ -27,5 +27,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--json", dest="json_out", type=Path, help="write all figures and one record per question here"
     )
     p.add_argument("--report", type=Path, help="write a Markdown report with the worst misses here")
-    p.add_argument("--reader", help="answer extractor (default: baseline)")
+    p.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -48,6 +49,10 @@ EXTRA = [
     ("squadshifts-reddit.json", 1000),
     ("squadshifts-amazon-reviews.json", 1000),
 ]
+
+
+MAX_F1_LOSS = 3.0  # F1 points on the tuning articles that abstention may cost
+READ_K = 5  # passages the service reads per question (its default top_k)
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,60 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def predict(
-    model: Any, tokenizer: Any, question: str, context: str, meta: dict[str, Any]
-) -> tuple[str, float]:
-    """(best span text, best span score minus its window's null score); ("", -inf) if none."""
+def fit_calibration(diffs: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
+    """Logistic regression p(correct) = sigmoid(a * diff + b).
+
+    Newton's method on standardised scores with a small L2 penalty and step halving, so it
+    converges even where the classes are nearly separable; a span-less window (-inf) counts as
+    the lowest score seen.
+    """
+    finite = np.isfinite(diffs)
+    low = diffs[finite].min() if finite.any() else 0.0
+    x = np.where(finite, diffs, low)
+    mu, sd = float(x.mean()), float(x.std() or 1.0)
+    z = (x - mu) / sd
+    y = correct.astype(float)
+
+    def loss(w: np.ndarray) -> float:
+        t = w[0] * z + w[1]
+        return float(np.sum(np.logaddexp(0, t) - y * t) + l2 * w[0] ** 2)
+
+    w = np.zeros(2)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(w[0] * z + w[1])))
+        g = np.array([np.sum((p - y) * z) + 2 * l2 * w[0], np.sum(p - y)])
+        h = p * (1 - p)
+        hess = np.array([[np.sum(h * z * z) + 2 * l2, np.sum(h * z)], [np.sum(h * z), np.sum(h)]])
+        step = np.linalg.solve(hess + 1e-9 * np.eye(2), g)
+        scale, before = 1.0, loss(w)
+        while loss(w - scale * step) > before and scale > 1e-6:
+            scale /= 2
+        w = w - scale * step
+        if np.abs(scale * step).max() < 1e-10:
+            break
+    a = w[0] / sd
+    return float(a), float(w[1] - a * mu)
+
+
+def _near_misses(question: str, golds: list[str], paragraphs: list[str], skip: int, n: int) -> list[str]:
+    """The ``n`` paragraphs of the same article that share most words with the question but hold
+    no answer: what retrieval hands the reader next to (or instead of) the right passage."""
+    words = {w for w in re.findall(r"\w+", question.lower()) if len(w) > 3}
+    scored = [
+        (len(words & set(re.findall(r"\w+", c.lower()))), -j, c)
+        for j, c in enumerate(paragraphs)
+        if j != skip and not any(g in c for g in golds)
+    ]
+    return [c for *_, c in sorted(scored, reverse=True)[:n]]
+
+
+def predict_best(
+    model: Any, tokenizer: Any, question: str, contexts: list[str], meta: dict[str, Any]
+) -> list[tuple[str, float]]:
+    """Per context, read together in one batch as the service does: (best span, score - null)."""
     import torch
 
-    enc = encode_windows(tokenizer, question, [context], meta["max_len"], meta["stride"])
+    enc = encode_windows(tokenizer, question, contexts, meta["max_len"], meta["stride"])
     with torch.no_grad():
         out = model(
             input_ids=torch.from_numpy(enc["input_ids"]),
@@ -185,26 +237,11 @@ def predict(
             token_type_ids=torch.from_numpy(enc["token_type_ids"]),
         )
     spans = decode_spans(enc, out.start_logits.numpy(), out.end_logits.numpy(), meta["max_answer_tokens"])
-    if not spans:
-        return "", -math.inf
-    best = spans[0]
-    return context[best.start : best.end], best.score - best.null
-
-
-def fit_calibration(diffs: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
-    """Logistic regression p(correct) = sigmoid(a * diff + b), by Newton's method."""
-    a, b = 1.0, 0.0
-    x = np.clip(diffs, -50, 50)
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-(a * x + b)))
-        g = np.array([np.sum((p - correct) * x), np.sum(p - correct)])
-        w = p * (1 - p) + 1e-9
-        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
+    best: list[tuple[str, float]] = [("", -math.inf)] * len(contexts)
+    for sp in spans:
+        if sp.score - sp.null > best[sp.context][1]:
+            best[sp.context] = (contexts[sp.context][sp.start : sp.end], sp.score - sp.null)
+    return best
 
 
 def tune(
@@ -218,32 +255,34 @@ def tune(
     pos: list[tuple[float, float, float]] = []  # (diff, em, f1)
     neg: list[float] = []
     for art in articles:
+        paragraphs = [c for c, _ in art]
         for pi, (context, qas) in enumerate(art):
             for qa in qas:
                 golds = [a["text"] for a in qa["answers"]]
-                text, diff = predict(model, tokenizer, qa["question"], context, meta)
+                # read like the service: the right paragraph among READ_K - 1 near misses
+                others = _near_misses(qa["question"], golds, paragraphs, pi, READ_K - 1)
+                best = predict_best(model, tokenizer, qa["question"], [context, *others], meta)
+                text, diff = max(best, key=lambda b: b[1])
                 em, f1 = score_prediction(text, golds)
                 pos.append((diff, em, f1))
-                others = [c for j, (c, _) in enumerate(art) if j != pi and not any(g in c for g in golds)]
-                if others:
-                    _, ndiff = predict(model, tokenizer, qa["question"], rng.choice(others), meta)
-                    neg.append(ndiff)
+                if others:  # the same question when retrieval misses the answer: none of it answers
+                    neg.append(max(d for _, d in best[1:]))
     d_pos = np.array([p[0] for p in pos])
     f1s = np.array([p[2] for p in pos])
     d_neg = np.array(neg)
     diffs = np.concatenate([d_pos, d_neg])
     correct = np.concatenate([(f1s >= 0.5).astype(float), np.zeros(len(d_neg))])
     a, b = fit_calibration(diffs, correct)
-    # threshold on the calibrated probability: best mean of answerable F1 (abstaining scores 0)
-    # and abstention accuracy on the negatives, weighted equally
-    best = (-1.0, 0.5)
-    for t in np.linspace(0.02, 0.9, 89):
-        cut = math.log(t / (1 - t))
-        ans = np.where(a * d_pos + b >= cut, f1s, 0.0).mean()
-        abst = (a * d_neg + b < cut).mean()
-        if (ans + abst) / 2 > best[0]:
-            best = ((ans + abst) / 2, float(t))
-    t = best[1]
+    # the threshold on the calibrated probability: refuse as many near-miss negatives as possible
+    # while answerable F1 (an abstention scores 0) stays within MAX_F1_LOSS points of never abstaining
+    d_neg = np.where(np.isfinite(d_neg), d_neg, -1e9)
+    d_pos = np.where(np.isfinite(d_pos), d_pos, -1e9)
+    full = float(f1s.mean())
+    t = 0.02
+    for cand in np.linspace(0.02, 0.95, 94):
+        cut = math.log(cand / (1 - cand))
+        if full - np.where(a * d_pos + b >= cut, f1s, 0.0).mean() <= MAX_F1_LOSS / 100:
+            t = float(cand)
     cut = math.log(t / (1 - t))
     return {
         "calibration": {"a": a, "b": b},
@@ -256,6 +295,10 @@ def tune(
             "f1_no_abstention": round(100 * float(f1s.mean()), 2),
             "f1_with_abstention": round(100 * float(np.where(a * d_pos + b >= cut, f1s, 0.0).mean()), 2),
             "negatives_abstained": round(100 * float((a * d_neg + b < cut).mean()), 2),
+            "read_k": READ_K,
+            "negatives_are": f"per question, the {READ_K - 1} other paragraphs of its article sharing most "
+            "words with it (read together; the positive reads them with the right paragraph)",
+            "max_f1_loss": MAX_F1_LOSS,
         },
     }
 
@@ -280,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="keep the weights in --out; redo only the calibration and threshold",
+    )
     args = ap.parse_args(argv)
 
     squad = args.data / SQUAD_FILE
@@ -292,6 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
+    if args.tune_only:
+        from reader.qa_model import load_model
+
+        trained, shipped = load_model(args.out)
+        shipped.update(tune(trained, load_tokenizer(), args.data, shipped, rng))
+        (args.out / "reader.json").write_text(json.dumps(shipped, indent=2) + "\n")
+        print(json.dumps({k: shipped[k] for k in ("threshold", "calibration", "tune")}, indent=2))
+        print(f"rewrote {args.out / 'reader.json'}")
+        return 0
     t_start = time.time()
     split = json.loads(SPLIT.read_text())
     examples = examples_from(_read_squad(squad, set(split["train"])), "squad-dev-train", rng)

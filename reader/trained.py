@@ -3,7 +3,9 @@ calibrated probabilities, and abstention below the threshold chosen on tuning da
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from reader.qa_model import MODEL_DIR, decode_spans, encode_windows, load_model,
 
 class TrainedReader:
     """Reads every passage in one batched forward pass and keeps the best spans across them.
+
+    Spans that overlap a better span of the same document are dropped as variants of it.
 
     A span's score is its start+end logit minus its window's no-answer logit, mapped by the
     logistic calibration fitted on the tuning articles to the probability that it is right.
@@ -50,8 +54,9 @@ class TrainedReader:
         self.warm_up()
         import torch
 
+        views = [_View.of(p) for p in passages]
         enc = encode_windows(
-            self._tokenizer, question, [p.text for p in passages], self.meta["max_len"], self.meta["stride"]
+            self._tokenizer, question, [v.text for v in views], self.meta["max_len"], self.meta["stride"]
         )
         with torch.inference_mode():
             out = self._model(
@@ -69,7 +74,10 @@ class TrainedReader:
         seen: set[tuple[str, int, int]] = set()
         for span in spans:
             p = passages[span.context]
-            start, end = _trim(p.text, span.start, span.end)
+            mapped = views[span.context].to_passage(span.start, span.end)
+            if mapped is None:  # the span runs across left-out noise
+                continue
+            start, end = _trim(p.text, *mapped)
             if end <= start:
                 continue
             key = (p.doc_id, p.start + start, p.start + end)
@@ -89,10 +97,54 @@ class TrainedReader:
                     passage_id=p.passage_id,
                 )  # fmt: skip
             )
-            if len(answers) >= top_n * 3:
-                break
+        # best first; a span overlapping a better one in the same document is a variant of it
         answers.sort(key=lambda a: -a.score)
-        return answers[:top_n]
+        kept: list[Answer] = []
+        for a in answers:
+            if any(k.doc_id == a.doc_id and a.start < k.end and k.start < a.end for k in kept):
+                continue
+            kept.append(a)
+            if len(kept) >= top_n:
+                break
+        return kept
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the reader reads of a passage: its clean sentences joined by single spaces.
+
+    Noise inside a passage (navigation debris, glossary pop-ups) is left out, so the model reads
+    fewer and better tokens; ``to_passage`` maps a span back to offsets into ``passage.text``.
+    """
+
+    text: str
+    pieces: tuple[tuple[int, int, int], ...]  # (start in text, start in passage, length)
+    passage: Passage
+
+    @classmethod
+    def of(cls, p: Passage) -> _View:
+        if not p.sentences:
+            return cls(p.text, ((0, 0, len(p.text)),), p)
+        parts, pieces, pos = [], [], 0
+        for s, e in p.sentences:
+            parts.append(p.text[s - p.start : e - p.start])
+            pieces.append((pos, s - p.start, e - s))
+            pos += e - s + 1
+        return cls(" ".join(parts), tuple(pieces), p)
+
+    def _locate(self, i: int) -> int:
+        return max(bisect.bisect_right([q[0] for q in self.pieces], i) - 1, 0)
+
+    def to_passage(self, start: int, end: int) -> tuple[int, int] | None:
+        """Passage offsets of text[start:end]; None if it spans a gap that is not just white space."""
+        a, b = self._locate(start), self._locate(max(end - 1, start))
+        for k in range(a, b):
+            gap_from = self.pieces[k][1] + self.pieces[k][2]
+            if self.passage.text[gap_from : self.pieces[k + 1][1]].strip():
+                return None
+        ra, pa, la = self.pieces[a]
+        rb, pb, lb = self.pieces[b]
+        return pa + min(start - ra, la), pb + min(end - rb, lb)
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -57,6 +57,7 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
         index_dir=settings.index_dir,
         model_path=settings.model_path,
         reader=settings.reader,
+        reader_threshold=settings.reader_threshold,
         chunking=ChunkParams(settings.max_words, settings.overlap_words),
         max_question_chars=settings.max_question_chars,
     )

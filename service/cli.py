@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-k", type=int, default=5, help="passages to retrieve and read (1..50, default 5)"
     )
     p_ask.add_argument("--json", action="store_true", help="print exactly the /ask response body")
-    p_ask.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_ask.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     p_ask.add_argument("-v", "--verbose", action="store_true", help="show the passage of every answer")
     p_ask.set_defaults(func=cmd_ask)
 
@@ -267,10 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
     p_serve.add_argument("--host", help="default 127.0.0.1 (env CITEQA_HOST)")
     p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
-    p_serve.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_serve.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     p_serve.set_defaults(func=cmd_serve)
     p_mcp = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio (for chat apps)")
-    p_mcp.add_argument("--reader", help="answer extractor (default: baseline)")
+    p_mcp.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     p_mcp.set_defaults(func=cmd_mcp)
 
     p_eval = sub.add_parser("eval", parents=[common], help="measure answer accuracy against a gold set")

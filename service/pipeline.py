@@ -95,11 +95,11 @@ def merge_answers(answers: list[Answer]) -> list[MergedAnswer]:
     return merged
 
 
-def make_reader(name: str, embedder: Embedder) -> Reader:
+def make_reader(name: str, embedder: Embedder, threshold: float | None = None) -> Reader:
     if name == "baseline":
         return BaselineReader(embedder)
     if name == "trained":
-        return TrainedReader()
+        return TrainedReader(threshold=threshold)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 
@@ -131,12 +131,13 @@ class Pipeline:
         corpus_dir: str | Path,
         index_dir: str | Path,
         model_path: str | Path | None = None,
-        reader: str = "baseline",
+        reader: str = "trained",
         chunking: ChunkParams = ChunkParams(),
         max_question_chars: int = 2000,
         documents: list[Document] | None = None,
         embedder: Embedder | None = None,
         write_embedder: Embedder | None = None,
+        reader_threshold: float | None = None,
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -151,7 +152,7 @@ class Pipeline:
         self.max_question_chars = max_question_chars
         self.model_path = model_path
         self.embedder = embedder or Embedder(model_path)
-        self.reader = make_reader(reader, self.embedder)
+        self.reader = make_reader(reader, self.embedder, reader_threshold)
         self.index: Index | None = None
         # the embedder and reader are not safe to call from several threads at once (the
         # tokenizer's state is shared); one request reads at a time, which on 2 cores costs little
@@ -285,7 +286,10 @@ class Pipeline:
                 self._apply(change)
         self.embedder.warm_up()
         if load_reader:
-            self.reader.warm_up()
+            try:
+                self.reader.warm_up()
+            except FileNotFoundError as exc:
+                raise NotReadyError(f"{exc}; or choose the baseline reader (--reader baseline)") from None
 
     def _apply(self, change: Change, show_progress: bool = False) -> Index:
         """Commit ``change`` on top of the latest committed state (caller holds no lock)."""

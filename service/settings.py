@@ -18,7 +18,12 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         None, description="local sentence-transformers folder (default: bundled MiniLM)"
     )
-    reader: str = Field("baseline", description="answer extractor")
+    reader: str = Field(
+        "trained", description="answer extractor: trained (the shipped span reader) or baseline"
+    )
+    reader_threshold: float | None = Field(
+        None, ge=0, le=1, description="trained reader: abstain below this probability (default: tuned)"
+    )
     max_words: int = Field(120, ge=16, le=400, description="passage size in words")
     overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")
     max_question_chars: int = Field(2000, ge=1)

@@ -1,0 +1,109 @@
+"""The shipped trained reader: loading, exact offsets, windows over long passages, abstention."""
+
+import pytest
+
+from corpus import ChunkParams, Document, chunk
+from reader import TrainedReader
+from reader.qa_model import MODEL_DIR
+
+from . import TEXT
+
+
+@pytest.fixture(scope="module")
+def reader():
+    r = TrainedReader()
+    r.warm_up()
+    return r
+
+
+@pytest.fixture(scope="module")
+def passages():
+    return chunk(Document("d.txt", "t", TEXT))
+
+
+def test_shipped_weights_are_small_and_load(reader):
+    size_mb = (MODEL_DIR / "model.safetensors").stat().st_size / 2**20
+    assert size_mb <= 25, size_mb
+    assert 0 < reader.threshold < 1
+    assert {"a", "b"} <= set(reader.meta["calibration"])
+    assert (MODEL_DIR / "README.md").exists()  # the model card
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("When did North Korea and North Vietnam establish diplomatic relations?", "1950"),
+        ("How many Vietnamese students received education in Korea?", "2,000"),
+        ("Who visited Pyongyang in July 1957?", "Ho Chi Minh"),
+        ("Where was the summit held?", "Hanoi"),
+    ],
+)
+def test_answers_are_exact_spans(reader, passages, question, expected):
+    answers = reader.read(question, passages)
+    assert answers, question
+    assert expected in answers[0].text
+    for a in answers:
+        assert TEXT[a.start : a.end] == a.text
+        assert 0.0 <= a.score <= 1.0
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+
+
+def test_abstains_when_the_passages_do_not_answer(reader, passages):
+    assert reader.read("What is the capital of Peru?", passages) == []
+    assert reader.read("Who won the 1998 football world cup?", passages) == []
+    assert reader.read("anything?", []) == []
+
+
+def test_long_passages_are_read_in_windows(reader):
+    filler = " ".join(
+        f"Paragraph filler sentence number {i} mentions nothing of interest." for i in range(80)
+    )
+    text = filler + " The treaty was signed in Geneva in 1954 by the delegates."
+    doc = Document("long.txt", "long", text)
+    (passage,) = chunk(doc, ChunkParams(max_words=2000, overlap_words=0))
+    assert len(passage.text.split()) > 500  # far beyond one 256-token window
+    answers = reader.read("In which city was the treaty signed?", [passage])
+    assert answers and "Geneva" in answers[0].text
+    assert text[answers[0].start : answers[0].end] == answers[0].text
+
+
+def test_very_long_question_does_not_break_windows(reader, passages):
+    question = "When were diplomatic relations established " + "really " * 300 + "?"
+    for a in reader.read(question, passages):
+        assert TEXT[a.start : a.end] == a.text
+
+
+NOISY = (
+    "Kim Il Sung visited Hanoi in 1958 with a large delegation.\n"
+    "Kim Il Sung was the founder of North Korea and ruled the country from 1948 until his death in 1994, "
+    "and many other things are said about him here...\n"
+    "He met Ho Chi Minh there and they signed an agreement."
+)
+
+
+def test_noise_is_left_out_of_what_is_read_but_offsets_stay_exact(reader):
+    from reader.trained import _View
+
+    (passage,) = chunk(Document("g.txt", "g", NOISY))
+    view = _View.of(passage)
+    assert "founder" not in view.text  # the glossary pop-up line is not read
+    for s, e in passage.sentences:  # each clean sentence maps back exactly
+        piece = passage.text[s - passage.start : e - passage.start]
+        i = view.text.index(piece)
+        a, b = view.to_passage(i, i + len(piece))
+        assert passage.text[a:b] == piece
+    # a span that would run across the left-out line is refused
+    assert view.to_passage(view.text.index("delegation"), view.text.index("Ho Chi")) is None
+    answers = reader.read("Whom did Kim Il Sung meet in Hanoi?", [passage])
+    assert answers and "Ho Chi Minh" in answers[0].text
+    for a in answers:
+        assert NOISY[a.start : a.end] == a.text
+
+
+def test_answers_do_not_overlap_within_a_document(reader, passages):
+    answers = reader.read(
+        "When did North Korea and North Vietnam establish diplomatic relations?", passages, 5
+    )
+    for i, a in enumerate(answers):
+        for b in answers[i + 1 :]:
+            assert a.doc_id != b.doc_id or a.end <= b.start or b.end <= a.start, (a, b)
