@@ -197,9 +197,9 @@ async function changeDocuments(path, options, verb) {
     setStatus(`Error ${response.status}: ${body.detail || response.statusText}`, true);
     return false;
   }
-  setStatus(`${body.status === "removed" ? "Removed" : "Added"} ${body.doc_id}` +
-    (body.passages ? ` (${body.passages} passages)` : "") + ".");
   await loadDocuments();
+  setStatus(`${body.status === "removed" ? "Removed" : "Added"} ${body.doc_id}` +
+    (body.passages && body.status !== "removed" ? ` (${body.passages} passages)` : "") + ".");
   return true;
 }
 

@@ -252,4 +252,6 @@ def test_a_change_committed_by_another_process_is_served(tmp_path, embedder):
     assert result.version == update.version and result.answers[0].answer.doc_id == "otters.md"
     # and the server's own next write builds on the other process's change, losing nothing
     server.add_documents([Document("tea.txt", "Tea", TEA)])
-    assert {"otters.md", "tea.txt"} <= set(cli.documents) and {"otters.md", "tea.txt"} <= set(server.documents)
+    assert {"otters.md", "tea.txt"} <= set(cli.documents) and {"otters.md", "tea.txt"} <= set(
+        server.documents
+    )
