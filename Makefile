@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all eval train-reader loadtest lint format clean
+.PHONY: help install index run test test-all eval train-reader bench loadtest lint format clean
 SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
 REPORTS := eval/reports
 
@@ -48,6 +48,9 @@ eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articl
 
 train-reader: $(STAMP) ## train the span reader on ../shared/data (about 45 min on 2 cores) into reader/model/
 	$(BIN)/python -m reader.train --epochs 0.6 --max-minutes 45
+
+bench: $(STAMP) ## benchmarks (indexing, server latency and memory, 1M-vector retrieval) -> bench/results/<date>.{json,md}
+	$(BIN)/python -m bench.suite
 
 loadtest: $(STAMP) ## 8 clients ask for 60 s while documents are added and removed (loopback)
 	$(BIN)/python -m bench.loadtest --clients 8 --seconds 60

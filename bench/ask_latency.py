@@ -13,27 +13,20 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+from bench.common import (
+    ROOT,
+    ask_once,
+    build_index,
+    pct,
+    seed_questions,
+    server_env,
+    start_server,
+    stop_server,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,46 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ask-latency.json")
     args = ap.parse_args(argv)
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if args.reader:
-        env["CITEQA_READER"] = args.reader
-    citeqa = [sys.executable, "-m", "service"]
-    subprocess.run(
-        [*citeqa, "index", "--if-stale", "--quiet"], check=True, env=env, cwd=ROOT, capture_output=True
-    )
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([*citeqa, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = server_env(args.reader)
+    build_index(env, if_stale=True)
+    proc, url, startup, health = start_server(env)
     try:
-        while True:
-            try:
-                health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=1).read())
-                break
-            except OSError:
-                if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.05)
-        startup = time.perf_counter() - t0
-        seed = (ROOT / "eval" / "gold" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
-        questions = [json.loads(line)["question"] for line in seed if line.strip()]
-
-        def ask(q: str) -> float:
-            body = json.dumps({"question": q, "top_k": args.top_k}).encode()
-            req = urllib.request.Request(
-                f"{url}/ask", data=body, headers={"content-type": "application/json"}
-            )
-            t = time.perf_counter()
-            urllib.request.urlopen(req, timeout=60).read()
-            return (time.perf_counter() - t) * 1000
-
+        questions = seed_questions()
         for q in questions:  # warm-up: caches, lazy initialisation
-            ask(q)
-        lat = [ask(questions[i % len(questions)]) for i in range(args.requests)]
+            ask_once(url, q, args.top_k)
+        lat = [ask_once(url, questions[i % len(questions)], args.top_k) * 1000 for i in range(args.requests)]
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_server(proc)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": "python -m bench.ask_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -92,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         "startup_s": round(startup, 2),
         "requests": len(lat),
         "concurrency": 1,
-        "p50_ms": round(_pct(lat, 50), 1),
-        "p95_ms": round(_pct(lat, 95), 1),
-        "p99_ms": round(_pct(lat, 99), 1),
+        "p50_ms": round(pct(lat, 50), 1),
+        "p95_ms": round(pct(lat, 95), 1),
+        "p99_ms": round(pct(lat, 99), 1),
         "mean_ms": round(sum(lat) / len(lat), 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import shutil
 import sys
 import tempfile
 import threading
@@ -23,14 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ask_latency import ROOT, _pct, _port
-
-
-def _questions() -> list[str]:
-    rows = [
-        json.loads(line) for line in (ROOT / "eval" / "gold" / "seed.jsonl").read_text().splitlines() if line
-    ]
-    return [r["question"] for r in rows]
+from bench.common import ROOT, build_index, pct, seed_questions, server_env, start_server, stop_server
 
 
 def _doc(n: int) -> str:
@@ -44,9 +37,9 @@ def _summary(latencies: list[float]) -> dict[str, float]:
     if not latencies:
         return {}
     return {
-        "p50_ms": round(_pct(latencies, 50) * 1000, 1),
-        "p95_ms": round(_pct(latencies, 95) * 1000, 1),
-        "p99_ms": round(_pct(latencies, 99) * 1000, 1),
+        "p50_ms": round(pct(latencies, 50) * 1000, 1),
+        "p95_ms": round(pct(latencies, 95) * 1000, 1),
+        "p99_ms": round(pct(latencies, 99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
     }
 
@@ -54,35 +47,19 @@ def _summary(latencies: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if args.reader:
-        env["CITEQA_READER"] = args.reader
     work = Path(tempfile.mkdtemp(prefix="citeqa-loadtest-"))
-    env["CITEQA_INDEX_DIR"] = str(work / "index")
-    citeqa = [sys.executable, "-m", "service"]
+    env = server_env(args.reader, work / "index")
     print("building a fresh index of the default corpus…", file=sys.stderr)
-    subprocess.run([*citeqa, "index", "--quiet"], check=True, env=env, cwd=ROOT, capture_output=True)
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([*citeqa, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    build_index(env)
+    proc, url, _, _ = start_server(env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.2)
         with httpx.Client(base_url=url, timeout=60) as c:
             texts = {
                 d["doc_id"]: c.get(f"/documents/{d['doc_id']}").json()["text"]
                 for d in c.get("/documents").json()
             }
         expected = set(texts)
-        questions = _questions()
+        questions = seed_questions()
         lock = threading.Lock()
         errors: list[str] = []
         asks: list[float] = []
@@ -194,13 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "notes_not_found_by_a_question": unfound,
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        import shutil
-
+        stop_server(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

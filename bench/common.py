@@ -1,0 +1,84 @@
+"""What the benchmark programs share: a `citeqa serve` subprocess on loopback, percentiles, questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CITEQA = [sys.executable, "-m", "service"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(xs: list[float], q: float) -> float:
+    """The ``q``-th percentile with linear interpolation."""
+    xs = sorted(xs)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def server_env(reader: str | None = None, index_dir: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if reader:
+        env["CITEQA_READER"] = reader
+    if index_dir is not None:
+        env["CITEQA_INDEX_DIR"] = str(index_dir)
+    return env
+
+
+def build_index(env: dict[str, str], if_stale: bool = False) -> None:
+    flags = ["--if-stale"] if if_stale else []
+    subprocess.run([*CITEQA, "index", *flags, "--quiet"], check=True, env=env, cwd=ROOT, capture_output=True)
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float, dict[str, Any]]:
+    """Start `citeqa serve`; returns (process, url, seconds until /health answered, /health body)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*CITEQA, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    while True:
+        try:
+            health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=1).read())
+            return proc, url, time.perf_counter() - t0, health
+        except OSError:
+            if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                proc.kill()
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.05)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def seed_questions() -> list[str]:
+    lines = (ROOT / "eval" / "gold" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()]
+
+
+def ask_once(url: str, question: str, top_k: int = 5) -> float:
+    """Seconds one /ask takes over HTTP."""
+    body = json.dumps({"question": question, "top_k": top_k}).encode()
+    req = urllib.request.Request(f"{url}/ask", data=body, headers={"content-type": "application/json"})
+    t = time.perf_counter()
+    urllib.request.urlopen(req, timeout=120).read()
+    return time.perf_counter() - t
