@@ -21,7 +21,7 @@ from bench.common import (
     ROOT,
     ask_once,
     build_index,
-    pct,
+    latency_ms,
     seed_questions,
     server_env,
     start_server,
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = seed_questions()
         for q in questions:  # warm-up: caches, lazy initialisation
             ask_once(url, q, args.top_k)
-        lat = [ask_once(url, questions[i % len(questions)], args.top_k) * 1000 for i in range(args.requests)]
+        lat = [ask_once(url, questions[i % len(questions)], args.top_k) for i in range(args.requests)]
     finally:
         stop_server(proc)
     result = {
@@ -55,10 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         "startup_s": round(startup, 2),
         "requests": len(lat),
         "concurrency": 1,
-        "p50_ms": round(pct(lat, 50), 1),
-        "p95_ms": round(pct(lat, 95), 1),
-        "p99_ms": round(pct(lat, 99), 1),
-        "mean_ms": round(sum(lat) / len(lat), 1),
+        **latency_ms(lat),
+        "mean_ms": round(sum(lat) / len(lat) * 1000, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from eval.metrics import percentile as pct
+
 ROOT = Path(__file__).resolve().parent.parent
 CITEQA = [sys.executable, "-m", "service"]
 
@@ -22,12 +24,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pct(xs: list[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation."""
-    xs = sorted(xs)
-    pos = (len(xs) - 1) * q / 100
-    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+def latency_ms(seconds: list[float], digits: int = 1) -> dict[str, float]:
+    """p50/p95/p99 in milliseconds of latencies given in seconds."""
+    return {f"p{q}_ms": round(pct(seconds, q) * 1000, digits) for q in (50, 95, 99)}
 
 
 def server_env(reader: str | None = None, index_dir: Path | None = None) -> dict[str, str]:

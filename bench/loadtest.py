@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, build_index, pct, seed_questions, server_env, start_server, stop_server
+from bench.common import ROOT, build_index, latency_ms, seed_questions, server_env, start_server, stop_server
 
 
 def _doc(n: int) -> str:
@@ -37,9 +37,7 @@ def _summary(latencies: list[float]) -> dict[str, float]:
     if not latencies:
         return {}
     return {
-        "p50_ms": round(pct(latencies, 50) * 1000, 1),
-        "p95_ms": round(pct(latencies, 95) * 1000, 1),
-        "p99_ms": round(pct(latencies, 99) * 1000, 1),
+        **latency_ms(latencies),
         "max_ms": round(max(latencies) * 1000, 1),
     }
 

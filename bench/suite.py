@@ -33,7 +33,7 @@ from bench.common import (
     ROOT,
     ask_once,
     build_index,
-    pct,
+    latency_ms,
     seed_questions,
     server_env,
     start_server,
@@ -41,10 +41,6 @@ from bench.common import (
 )
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
-
-
-def _ms(xs: list[float]) -> dict[str, float]:
-    return {f"p{q}_ms": round(pct(xs, q) * 1000, 2) for q in (50, 95, 99)}
 
 
 def bench_indexing(label: str, documents: list[Any], embedder: Any) -> dict[str, Any]:
@@ -112,8 +108,16 @@ def bench_server(requests: int, seconds_c8: float, reader: str | None) -> dict[s
     return {
         "reader": health["reader"],
         "startup_s": round(startup, 2),
-        "concurrency_1": {"requests": len(c1), **_ms(c1), "requests_per_s": round(len(c1) / sum(c1), 1)},
-        "concurrency_8": {"requests": len(c8), **_ms(c8), "requests_per_s": round(len(c8) / wall8, 1)},
+        "concurrency_1": {
+            "requests": len(c1),
+            **latency_ms(c1),
+            "requests_per_s": round(len(c1) / sum(c1), 1),
+        },
+        "concurrency_8": {
+            "requests": len(c8),
+            **latency_ms(c8),
+            "requests_per_s": round(len(c8) / wall8, 1),
+        },
         "peak_rss_mb": rss,
     }
 
@@ -157,7 +161,7 @@ def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
     flat.add(x)
     build = time.perf_counter() - t0
     lat, truth = timed_search(flat)
-    rows.append({"index": "IndexFlatIP (exact)", "vectors": n, "build_s": round(build, 1), **_ms(lat),
+    rows.append({"index": "IndexFlatIP (exact)", "vectors": n, "build_s": round(build, 1), **latency_ms(lat),
                  "recall@10": 1.0, "memory_mb": round(n * d * 4 / 2**20)})  # fmt: skip
     del flat
     nlist = 4096 if n >= 200_000 else max(16, n // 64)
@@ -176,7 +180,7 @@ def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
         recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
         name = f"IndexIVFFlat nlist={nlist} nprobe={nprobe}"
         memory = round((n * d * 4 + n * 8 + nlist * d * 4) / 2**20)
-        rows.append({"index": name, "vectors": n, "build_s": round(build, 1), **_ms(lat),
+        rows.append({"index": name, "vectors": n, "build_s": round(build, 1), **latency_ms(lat),
                      "recall@10": round(float(recall), 3), "memory_mb": memory})  # fmt: skip
     return rows
 

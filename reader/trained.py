@@ -4,6 +4,7 @@ calibrated probabilities, and abstention below the threshold chosen on tuning da
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,10 @@ class _View:
     pieces: tuple[tuple[int, int, int], ...]  # (start in text, start in passage, length)
     passage: Passage
 
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        return [q[0] for q in self.pieces]
+
     @classmethod
     def of(cls, p: Passage) -> _View:
         if not p.sentences:
@@ -133,7 +138,7 @@ class _View:
         return cls(" ".join(parts), tuple(pieces), p)
 
     def _locate(self, i: int) -> int:
-        return max(bisect.bisect_right([q[0] for q in self.pieces], i) - 1, 0)
+        return max(bisect.bisect_right(self.starts, i) - 1, 0)
 
     def to_passage(self, start: int, end: int) -> tuple[int, int] | None:
         """Passage offsets of text[start:end]; None if it spans a gap that is not just white space."""

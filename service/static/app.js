@@ -59,6 +59,21 @@ keyForm.addEventListener("submit", (event) => {
   waiting.forEach((resolve) => resolve());
 });
 
+// a request whose failure is reported in the status line: the parsed body, or null on failure
+async function call(path, options = {}) {
+  let response;
+  try { response = await api(path, options); } catch (err) {
+    setStatus("Cannot reach the citeqa server. Is it running?", true);
+    return null;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    setStatus(`Error ${response.status}: ${body.detail || response.statusText}`, true);
+    return null;
+  }
+  return body;
+}
+
 function setStatus(message, isError = false) {
   status.textContent = message;
   status.classList.toggle("error", isError);
@@ -113,21 +128,11 @@ async function ask(question) {
   button.disabled = true;
   setStatus("Searching the documents…");
   try {
-    let response;
-    try {
-      response = await api("/ask", {
-        method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ question, top_k: 5 }),
-      });
-    } catch (err) {
-      setStatus("Cannot reach the citeqa server. Is it running?", true);
-      return;
-    }
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      setStatus(`Error ${response.status}: ${body.detail || response.statusText}`, true);
-      return;
-    }
+    const body = await call("/ask", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ question, top_k: 5 }),
+    });
+    if (!body) return;
     setStatus(body.answers.length ? "" : "No answer found.");
     showAnswerView();
     render(body);
@@ -143,18 +148,8 @@ function showAnswerView() {
 
 async function showDocument(docId, start, end) {
   setStatus("Opening the document…");
-  let response;
-  try {
-    response = await api(docPath(docId));
-  } catch (err) {
-    setStatus("Cannot reach the citeqa server. Is it running?", true);
-    return;
-  }
-  const doc = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    setStatus(`Error ${response.status}: ${doc.detail || response.statusText}`, true);
-    return;
-  }
+  const doc = await call(docPath(docId));
+  if (!doc) return;
   setStatus("");
   result.hidden = true;
   $("doc-title").textContent = doc.title || doc.doc_id;
@@ -187,16 +182,8 @@ async function loadDocuments() {
 
 async function changeDocuments(path, options, verb) {
   setStatus(`${verb}…`);
-  let response;
-  try { response = await api(path, options); } catch (err) {
-    setStatus("Cannot reach the citeqa server. Is it running?", true);
-    return false;
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    setStatus(`Error ${response.status}: ${body.detail || response.statusText}`, true);
-    return false;
-  }
+  const body = await call(path, options);
+  if (!body) return false;
   await loadDocuments();
   setStatus(`${body.status === "removed" ? "Removed" : "Added"} ${body.doc_id}` +
     (body.passages && body.status !== "removed" ? ` (${body.passages} passages)` : "") + ".");
