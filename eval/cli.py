@@ -66,6 +66,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
         manifest: dict[str, Any] = {
             "reader": reader.name,
             "reader_threshold": getattr(reader, "threshold", None),
+            "precision": settings.precision,
             "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
             "chunking": chunking.as_dict(),
         }
@@ -77,7 +78,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             cache = Path(settings.index_dir).parent / "eval-cache" / corpus_fingerprint(docs)
             pipeline = Pipeline(
                 corpus_dir=args.file, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
-                reader_threshold=settings.reader_threshold, chunking=chunking,
+                reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
                 max_question_chars=settings.max_question_chars, documents=docs,
             )  # fmt: skip
         else:
@@ -88,6 +89,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             **pipeline.index.manifest,
             "reader": pipeline.reader.name,
             "reader_threshold": getattr(pipeline.reader, "threshold", None),
+            "precision": settings.precision,
         }
         t0 = time.perf_counter()
         records = run_open_mode(items, pipeline, args.top_k, progress=progress)

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="evaluate a random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit's sample (default 0)")
-    p.add_argument("--top-k", type=int, default=5, help="passages read per question in open mode (default 5)")
+    p.add_argument("--top-k", type=int, default=3, help="passages read per question in open mode (default 3)")
     p.add_argument(
         "--json", dest="json_out", type=Path, help="write all figures and one record per question here"
     )

@@ -112,7 +112,7 @@ def _relevant(item: GoldItem, hit: Any) -> bool:
 
 
 def run_open_mode(
-    items: Sequence[GoldItem], pipeline: Any, top_k: int = 5, progress: bool = False
+    items: Sequence[GoldItem], pipeline: Any, top_k: int = 3, progress: bool = False
 ) -> list[Record]:
     """Every question through the full pipeline (retrieve, read, merge)."""
     records = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,11 +40,14 @@ class Analyzer:
 
     def __init__(self) -> None:
         self._stop = _stopwords()
-        self._stem = _stemmer()
+        self._local = threading.local()  # PyStemmer objects must not be shared between threads
 
     def __call__(self, text: str) -> list[str]:
         words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop]
-        return list(self._stem.stemWords(words))
+        stem = getattr(self._local, "stem", None)
+        if stem is None:
+            stem = self._local.stem = _stemmer()
+        return list(stem.stemWords(words))
 
 
 class BM25Index:

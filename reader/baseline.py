@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,22 +112,22 @@ class BaselineReader:
         self.min_support = min_support
         self.sentences_read = sentences_read
         self.fit_bonus = 0.2
-        self._stemmer: Any = None
+        self._local = threading.local()  # a PyStemmer object per thread: they must not be shared
         self.cache_size = 100_000
         self._cache: dict[str, np.ndarray] = {}
 
     def warm_up(self) -> None:
-        import Stemmer
-
-        self._stemmer = Stemmer.Stemmer("english")
         if self.embedder is not None:
             self.embedder.warm_up()
 
     def _terms(self, text: str) -> list[str]:
-        if self._stemmer is None:
-            self.warm_up()
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            import Stemmer
+
+            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
         words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
-        return [self._stemmer.stemWord(w) for w in words if w and w not in _STOP]
+        return [stemmer.stemWord(w) for w in words if w and w not in _STOP]
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:
         sentences = [_Sentence(p, s, e, p.sentence_text((s, e))) for p in passages for s, e in p.sentences]

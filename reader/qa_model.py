@@ -109,6 +109,68 @@ def encode_windows(tokenizer: Any, question: str, contexts: list[str], max_len: 
     )
 
 
+class Windows:
+    """(question, context) windows built with ``tokenizers`` alone, laid out exactly as
+    ``encode_windows`` (the ``transformers`` call used in training) lays them out:
+    ``[CLS] question [SEP] context piece [SEP]``, context pieces overlapping by ``stride``.
+    It answers the same lookups ``decode_spans`` makes."""
+
+    def __init__(self, tokenizer: Any, question: str, contexts: list[str], max_len: int, stride: int) -> None:
+        cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        q_ids = tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+        room = max_len - len(q_ids) - 3
+        step = room - stride
+        if step <= 0:
+            raise ValueError(f"a question of {len(q_ids)} pieces leaves no room for the context")
+        rows: list[tuple[int, list[int], list[tuple[int, int]]]] = []
+        for c, enc in enumerate(tokenizer.encode_batch(contexts, add_special_tokens=False)):
+            ids, offsets, n = enc.ids, enc.offsets, len(enc.ids)
+            start = 0
+            while True:
+                stop = min(start + room, n)
+                rows.append((c, ids[start:stop], offsets[start:stop]))
+                if stop >= n:
+                    break
+                start += step
+        head = [cls_id, *q_ids, sep_id]
+        width = len(head) + max(len(r[1]) for r in rows) + 1
+        self.input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        self.attention_mask = np.zeros_like(self.input_ids)
+        self.token_type_ids = np.zeros_like(self.input_ids)
+        self.offsets = np.zeros((len(rows), width, 2), dtype=np.int64)
+        self.mapping = np.array([r[0] for r in rows], dtype=np.int64)
+        self._ctx: list[tuple[int, int]] = []
+        lo = len(head)
+        for w, (_, ids, offs) in enumerate(rows):
+            seq = head + list(ids) + [sep_id]
+            self.input_ids[w, : len(seq)] = seq
+            self.attention_mask[w, : len(seq)] = 1
+            self.token_type_ids[w, lo : len(seq)] = 1
+            if ids:
+                self.offsets[w, lo : lo + len(ids)] = offs
+            self._ctx.append((lo, lo + len(ids)))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, key: str) -> Any:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "token_type_ids": self.token_type_ids,
+            "offset_mapping": self.offsets,
+            "overflow_to_sample_mapping": self.mapping,
+        }[key]
+
+    def sequence_ids(self, w: int) -> list[int | None]:
+        """Per token: 0 for the question, 1 for the context, None for special tokens and padding."""
+        lo, hi = self._ctx[w]
+        ids: list[int | None] = [None] * self.input_ids.shape[1]
+        ids[1 : lo - 1] = [0] * (lo - 2)
+        ids[lo:hi] = [1] * (hi - lo)
+        return ids
+
+
 def decode_spans(
     enc: Any, start_logits: np.ndarray, end_logits: np.ndarray, max_answer_tokens: int = 30, top: int = 20
 ) -> list[Span]:

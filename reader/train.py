@@ -52,7 +52,7 @@ EXTRA = [
 
 
 MAX_F1_LOSS = 3.0  # F1 points on the tuning articles that abstention may cost
-READ_K = 5  # passages the service reads per question (its default top_k)
+READ_K = 3  # passages the service reads per question (its default top_k)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from corpus import Passage
 from reader.base import Answer
-from reader.qa_model import MODEL_DIR, decode_spans, encode_windows, load_model, load_tokenizer, sigmoid
+from reader.qa_model import MODEL_DIR, Windows, base_model_dir, decode_spans, sigmoid
 
 
 class TrainedReader:
@@ -26,9 +26,12 @@ class TrainedReader:
 
     name = "trained"
 
-    def __init__(self, model_dir: str | Path = MODEL_DIR, threshold: float | None = None) -> None:
+    def __init__(
+        self, model_dir: str | Path = MODEL_DIR, threshold: float | None = None, precision: str = "auto"
+    ) -> None:
         self.model_dir = Path(model_dir)
         self._threshold = threshold
+        self.precision = precision
         self._model: Any = None
         self._tokenizer: Any = None
         self.meta: dict[str, Any] = {}
@@ -42,8 +45,14 @@ class TrainedReader:
             return
         if not (self.model_dir / "model.safetensors").exists():
             raise FileNotFoundError(f"no trained reader in {self.model_dir} (make train-reader builds one)")
-        self._model, self.meta = load_model(self.model_dir)
-        self._tokenizer = load_tokenizer()
+        import json
+
+        from index.bert import load_qa, load_tokenizer
+
+        base = base_model_dir()
+        self.meta = json.loads((self.model_dir / "reader.json").read_text())
+        self._tokenizer = load_tokenizer(base)
+        self._model = load_qa(self.model_dir, base, self.precision)
 
     def probability(self, margin: float) -> float:
         cal = self.meta["calibration"]
@@ -53,24 +62,12 @@ class TrainedReader:
         if not passages or not question.strip():
             return []
         self.warm_up()
-        import torch
-
         views = [_View.of(p) for p in passages]
-        enc = encode_windows(
+        enc = Windows(
             self._tokenizer, question, [v.text for v in views], self.meta["max_len"], self.meta["stride"]
         )
-        with torch.inference_mode():
-            out = self._model(
-                input_ids=torch.from_numpy(enc["input_ids"]),
-                attention_mask=torch.from_numpy(enc["attention_mask"]),
-                token_type_ids=torch.from_numpy(enc["token_type_ids"]),
-            )
-        spans = decode_spans(
-            enc,
-            out.start_logits.float().numpy(),
-            out.end_logits.float().numpy(),
-            self.meta["max_answer_tokens"],
-        )
+        logits = self._model(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
+        spans = decode_spans(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])
         answers: list[Answer] = []
         seen: set[tuple[str, int, int]] = set()
         for span in spans:

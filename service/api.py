@@ -58,6 +58,7 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
         model_path=settings.model_path,
         reader=settings.reader,
         reader_threshold=settings.reader_threshold,
+        precision=settings.precision,
         chunking=ChunkParams(settings.max_words, settings.overlap_words),
         max_question_chars=settings.max_question_chars,
     )

@@ -55,7 +55,7 @@ class ChatRequest(BaseModel):
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
-    top_k: int = Field(5, description="citeqa extension: passages to retrieve and read (1..50)")
+    top_k: int = Field(3, description="citeqa extension: passages to retrieve and read (1..50)")
 
 
 def _text(message: ChatMessage) -> str:

@@ -22,6 +22,7 @@ def _settings(args: argparse.Namespace) -> Any:
             "index_dir": args.index_dir,
             "model_path": args.model,
             "reader": getattr(args, "reader", None),
+            "precision": args.precision,
         }.items()
         if v is not None
     }
@@ -232,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--model", type=Path, help="local sentence-transformers folder (env CITEQA_MODEL_PATH)"
     )
+    common.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="model arithmetic (env CITEQA_PRECISION; default auto: bf16 where the CPU has native bf16)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p_index = sub.add_parser("index", parents=[common], help="build or rebuild the index")
@@ -242,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask = sub.add_parser("ask", parents=[common], help="answer a question")
     p_ask.add_argument("question")
     p_ask.add_argument(
-        "--top-k", type=int, default=5, help="passages to retrieve and read (1..50, default 5)"
+        "--top-k", type=int, default=3, help="passages to retrieve and read (1..50, default 3)"
     )
     p_ask.add_argument("--json", action="store_true", help="print exactly the /ask response body")
     p_ask.add_argument("--reader", help="answer extractor: trained (default) or baseline")

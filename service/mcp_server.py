@@ -65,7 +65,7 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
     )
 
     @mcp.tool()
-    def ask(question: str, top_k: int = 5) -> AskResult:
+    def ask(question: str, top_k: int = 3) -> AskResult:
         """Answer a question from the documents with an extractive (verbatim) answer and its citations."""
         p = get_pipeline()
         try:

@@ -14,7 +14,7 @@ class AskRequest(BaseModel):
         description="a question in plain language",
         examples=["When did North Korea and North Vietnam establish formal diplomatic relations?"],
     )
-    top_k: int = Field(5, description="passages to retrieve and read (1..50)")
+    top_k: int = Field(3, description="passages to retrieve and read (1..50)")
 
 
 class CitationOut(BaseModel):

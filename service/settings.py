@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     )
     reader_threshold: float | None = Field(
         None, ge=0, le=1, description="trained reader: abstain below this probability (default: tuned)"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="model arithmetic: auto (bf16 where the CPU has native bfloat16), fp32 or bf16",
     )
     max_words: int = Field(120, ge=16, le=400, description="passage size in words")
     overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")

@@ -15,7 +15,7 @@ BASELINE = ROOT / "eval" / "baseline.json"
 
 @pytest.fixture(scope="module")
 def seed_metrics(pipeline):
-    records = run_open_mode(load_jsonl(SEED), pipeline, top_k=5)
+    records = run_open_mode(load_jsonl(SEED), pipeline)  # the service default: read 3 passages
     return summarize(records, "open", 1.0), records
 
 

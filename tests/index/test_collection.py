@@ -77,7 +77,8 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, embedder):
     order = sorted(by_id)
     a = ours[[sorted(by_id.values()).index(by_id[i]) for i in order]]
     b = theirs[[sorted(re_by_id.values()).index(re_by_id[i]) for i in order]]
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    # the same vectors; bfloat16 products vary a little with the batch a passage is embedded in
+    np.testing.assert_allclose(a, b, atol=1e-5 if embedder.backend.endswith("fp32") else 5e-3)
     for p in loaded.passages:
         assert loaded.document(p.doc_id).text[p.start : p.end] == p.text
 

@@ -28,7 +28,8 @@ def _otter_doc(n: int) -> str:
 
 def _big_text(words: int) -> str:
     rivers = ["Lune", "Eden", "Tees", "Wear", "Tyne", "Ribble", "Kent", "Duddon"]
-    out, n = [], 0
+    out: list[str] = []
+    n = 0
     while n < words:
         i = len(out)
         out.append(

@@ -1,0 +1,259 @@
+"""A small BERT encoder in plain torch, loaded straight from safetensors.
+
+The embedder and the span reader both run MiniLM (a 6-layer BERT). Loading it through
+``transformers`` (and ``sentence-transformers``) costs about 4 s of imports on every start;
+this module needs only torch, ``tokenizers`` and ``safetensors``, so a server starts in about
+half the time. Its outputs match the ``transformers`` implementation (checked by the tests).
+
+Precision: ``fp32``, ``bf16`` (matrix products in bfloat16 under autocast, layer norms and
+softmax statistics in float32), or ``auto``: bf16 where the CPU multiplies bfloat16 natively
+(AMX tiles), fp32 elsewhere, since emulated bfloat16 is slower than float32.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# One forward pass at a time in this process: each already uses every core, and two at once would
+# only fight over them. Work around the passes (tokenising, search, decoding) runs in parallel.
+COMPUTE = threading.Lock()
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` becomes ``bf16`` on CPUs with native bfloat16 matrix units, else ``fp32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (choose from: {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    import torch
+
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return "bf16" if amx is not None and amx() else "fp32"
+
+
+def is_plain_bert(folder: Path) -> bool:
+    """A folder this module can run: a BERT config and safetensors weights."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        config.get("model_type") == "bert"
+        and config.get("position_embedding_type", "absolute") == "absolute"
+        and config.get("hidden_act", "gelu") == "gelu"
+        and (folder / "model.safetensors").exists()
+        and (folder / "tokenizer.json").exists()
+    )
+
+
+def _modules() -> Any:
+    """The torch classes, built on first use so that importing this module stays cheap."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Embeddings(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.word_embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"])
+            self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
+            self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], c["hidden_size"])
+            self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c["layer_norm_eps"])
+
+        def forward(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+            pos = torch.arange(ids.shape[1], device=ids.device)
+            x = (
+                self.word_embeddings(ids)
+                + self.position_embeddings(pos)[None]
+                + self.token_type_embeddings(types)
+            )
+            return self.LayerNorm(x)
+
+    class Dense(nn.Module):  # "dense" + "LayerNorm" after a residual, as BERT names them
+        def __init__(self, n_in: int, n_out: int, eps: float) -> None:
+            super().__init__()
+            self.dense = nn.Linear(n_in, n_out)
+            self.LayerNorm = nn.LayerNorm(n_out, eps=eps)
+
+        def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+            return self.LayerNorm(self.dense(x) + residual)
+
+    class SelfAttention(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            h = c["hidden_size"]
+            self.query, self.key, self.value = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
+
+    class Attention(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.heads = c["num_attention_heads"]
+            self.self = SelfAttention(c)
+            self.output = Dense(c["hidden_size"], c["hidden_size"], c["layer_norm_eps"])
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            b, s, h = x.shape
+
+            def split(t: torch.Tensor) -> torch.Tensor:
+                return t.view(b, s, self.heads, h // self.heads).transpose(1, 2)
+
+            q, k, v = split(self.self.query(x)), split(self.self.key(x)), split(self.self.value(x))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.output(a.transpose(1, 2).reshape(b, s, h), x)
+
+    class Intermediate(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+
+    class Layer(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.attention = Attention(c)
+            self.intermediate = Intermediate(c)
+            self.output = Dense(c["intermediate_size"], c["hidden_size"], c["layer_norm_eps"])
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            x = self.attention(x, mask)
+            return self.output(F.gelu(self.intermediate.dense(x)), x)
+
+    class Encoder(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.layer = nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
+
+    class Bert(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.embeddings = Embeddings(c)
+            self.encoder = Encoder(c)
+
+        def forward(self, ids: torch.Tensor, attention: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+            x = self.embeddings(ids, types)
+            mask = attention[:, None, None, :].bool()  # keys a token may attend to
+            for layer in self.encoder.layer:
+                x = layer(x, mask)
+            return x
+
+    class QA(nn.Module):
+        def __init__(self, c: dict[str, Any]) -> None:
+            super().__init__()
+            self.bert = Bert(c)
+            self.qa_outputs = nn.Linear(c["hidden_size"], 2)
+
+        def forward(self, ids: torch.Tensor, attention: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert(ids, attention, types).float()
+            with torch.autocast("cpu", enabled=False):  # the span scores stay in float32
+                return self.qa_outputs(hidden)  # (batch, seq, [start, end])
+
+    return Bert, QA
+
+
+class Runner:
+    """Runs a loaded module under the chosen precision, on every core, without autograd."""
+
+    def __init__(self, module: Any, precision: str) -> None:
+        import torch
+
+        self.module = module.eval()
+        self.precision = resolve_precision(precision)
+        if self.precision == "bf16":  # the encoder's matrices once, not on every call
+            for layer in getattr(module, "bert", module).encoder.layer:
+                for m in layer.modules():
+                    if isinstance(m, torch.nn.Linear):
+                        m.to(torch.bfloat16)
+
+    def __call__(self, ids: Any, attention: Any, types: Any) -> Any:
+        import contextlib
+
+        import numpy as np
+        import torch
+
+        cast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        with COMPUTE, torch.inference_mode(), cast:
+            out = self.module(
+                torch.from_numpy(np.asarray(ids, dtype=np.int64)),
+                torch.from_numpy(np.asarray(attention, dtype=np.int64)),
+                torch.from_numpy(np.asarray(types, dtype=np.int64)),
+            )
+        return out.float()
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    c: dict[str, Any] = {"layer_norm_eps": 1e-12, "type_vocab_size": 2}
+    c.update(json.loads((folder / "config.json").read_text()))
+    return c
+
+
+def load_encoder(folder: Path, precision: str = "auto") -> Runner:
+    """A BERT encoder from a sentence-transformers or transformers folder; returns hidden states."""
+    from safetensors.torch import load_file
+
+    bert_cls, _ = _modules()
+    model = bert_cls(_config(folder))
+    state = load_file(str(folder / "model.safetensors"))
+    state = {k.removeprefix("bert."): v.float() for k, v in state.items()}
+    state = {
+        k: v
+        for k, v in state.items()
+        if k.startswith(("embeddings.", "encoder.")) and "position_ids" not in k
+    }
+    model.load_state_dict(state, strict=True)
+    return Runner(model, precision)
+
+
+def load_qa(folder: Path, base: Path, precision: str = "auto") -> Runner:
+    """The span reader: its own weights plus the word embeddings of ``base`` (not shipped twice)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    _, qa_cls = _modules()
+    model = qa_cls(_config(folder))
+    state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    with safe_open(str(base / "model.safetensors"), "pt") as fh:
+        key = next(k for k in fh.keys() if k.endswith("embeddings.word_embeddings.weight"))  # noqa: SIM118
+        state["bert.embeddings.word_embeddings.weight"] = fh.get_tensor(key).float()
+    state = {k: v for k, v in state.items() if "position_ids" not in k}
+    model.load_state_dict(state, strict=True)
+    return Runner(model, precision)
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """The fast tokenizer of a model folder (``tokenizer.json``), with no padding or truncation set."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def mean_pool(hidden: Any, attention: Any) -> Any:
+    """Mean of the token vectors a mask keeps, L2-normalised (sentence-transformers' recipe)."""
+    import numpy as np
+
+    h = hidden.numpy() if hasattr(hidden, "numpy") else hidden
+    w = np.asarray(attention, dtype=np.float32)[:, :, None]
+    v = (h * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+__all__ = [
+    "PRECISIONS",
+    "Runner",
+    "is_plain_bert",
+    "load_encoder",
+    "load_qa",
+    "load_tokenizer",
+    "mean_pool",
+    "resolve_precision",
+]
