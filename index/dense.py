@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,61 +63,152 @@ class ExactIndex:
         return scores.astype(np.float32), ids.astype(np.int64)
 
 
-class FaissIndex:
-    """Exact inner-product search over normalised vectors, each stored under a 64-bit id.
+EXACT_MAX = 100_000  # above this many vectors an exact scan costs more than IVF's small recall loss
+MMAP_MIN_BYTES = 64 * 2**20  # indexes at least this large are memory-mapped, not read into memory
 
-    ``IndexIDMap2`` over ``IndexFlatIP``: passages keep their ids across additions and
-    removals, so an update touches only the vectors it adds or removes.
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 4 sqrt(n), the usual FAISS rule."""
+    return int(min(65_536, max(64, 4 * np.sqrt(n))))
+
+
+def ivf_probes(nlist: int) -> int:
+    """Lists scanned per query: 1/64 of them, at least 16 (recall@10 is measured by ``make bench``)."""
+    return max(16, nlist // 64)
+
+
+class FaissIndex:
+    """Inner-product search over normalised vectors, each stored under a 64-bit id.
+
+    Below ``EXACT_MAX`` vectors it is exact (``IndexIDMap2`` over ``IndexFlatIP``); above, an
+    ``IndexIVFFlat`` (ids stored natively, a hash map for lookups by id) scans the
+    ``ivf_probes`` nearest of ``ivf_lists`` lists. ``fit`` switches kind as a collection grows
+    or shrinks. Passages keep their ids across additions and removals, so an update touches
+    only the vectors it adds or removes. Every search uses one thread: a server answers
+    several requests at once, and the models want the cores.
     """
 
-    kind = "faiss.IndexIDMap2(IndexFlatIP)"
-
-    def __init__(self, dimension: int, _index: object | None = None) -> None:
+    def __init__(self, dimension: int, _index: object | None = None, _mapped: bool = False) -> None:
         import faiss
 
-        self._index = _index if _index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._index: Any = _index if _index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.mapped = _mapped  # memory-mapped from a saved version: read-only
+
+    @property
+    def kind(self) -> str:
+        import faiss
+
+        if isinstance(self._index, faiss.IndexIVF):
+            return f"faiss.IndexIVFFlat(nlist={self._index.nlist}, nprobe={self._index.nprobe})"
+        return "faiss.IndexIDMap2(IndexFlatIP)"
+
+    @property
+    def exact(self) -> bool:
+        import faiss
+
+        return not isinstance(self._index, faiss.IndexIVF)
 
     @property
     def ntotal(self) -> int:
-        return int(self._index.ntotal)  # type: ignore[attr-defined]
+        return int(self._index.ntotal)
 
     @property
     def dimension(self) -> int:
-        return int(self._index.d)  # type: ignore[attr-defined]
+        return int(self._index.d)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray | None = None) -> None:
         x = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._index.add_with_ids(x, _ids(ids, self.ntotal, len(x)))  # type: ignore[attr-defined]
+        self._index.add_with_ids(x, _ids(ids, self.ntotal, len(x)))
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
-            self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[attr-defined]
+            self._index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def copy(self) -> FaissIndex:
         import faiss
 
-        return FaissIndex(self.dimension, _index=faiss.clone_index(self._index))  # type: ignore[arg-type]
+        if self.mapped:  # a clone would still view the mapped file; read it into memory instead
+            return FaissIndex(
+                self.dimension, _index=faiss.deserialize_index(faiss.serialize_index(self._index))
+            )
+        return FaissIndex(self.dimension, _index=faiss.clone_index(self._index))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        return self._index.search(q, k)  # type: ignore[attr-defined, no-any-return]
+    def fit(self, exact_max: int = EXACT_MAX) -> FaissIndex:
+        """This index, or the same vectors in the kind that suits their number.
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of everything stored, for tests and diagnostics."""
+        IVF above ``exact_max`` vectors; back to exact below half of it (not at the same
+        point, so a collection hovering there is not rebuilt on every change).
+        """
+        n = self.ntotal
+        if self.exact and n > exact_max:
+            return FaissIndex.ivf(*self.vectors())
+        if not self.exact and n < exact_max // 2:
+            ids, vecs = self.vectors()
+            flat = FaissIndex(self.dimension)
+            flat.add(vecs, ids)
+            return flat
+        return self
+
+    @classmethod
+    def ivf(cls, ids: np.ndarray, vectors: np.ndarray, nlist: int | None = None) -> FaissIndex:
+        """An IVF index over ``vectors``, its centroids trained on a sample of them."""
         import faiss
 
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
-        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        n, d = vectors.shape
+        nlist = nlist or ivf_lists(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)]
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding may use every core
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+        index.nprobe = ivf_probes(nlist)
+        return cls(d, _index=index)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # per calling thread: OpenMP settings are thread-local
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        return self._index.search(q, k)
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything stored, for tests, diagnostics and changing kind."""
+        import faiss
+
+        if not self.exact:
+            ivf = self._index
+            lists = ivf.invlists
+            ids = np.concatenate(
+                [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(ivf.nlist)]
+                + [np.zeros(0, dtype=np.int64)]
+            ).astype(np.int64)
+            ids.sort()
+            vecs = (
+                np.vstack([ivf.reconstruct(int(i)) for i in ids])
+                if len(ids)
+                else np.zeros((0, self.dimension), np.float32)
+            )
+            return ids, vecs.astype(np.float32)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        inner = faiss.downcast_index(self._index.index)
         return ids, inner.reconstruct_n(0, self.ntotal)
 
     def save(self, path: Path) -> None:
         import faiss
 
-        faiss.write_index(self._index, str(path))  # type: ignore[call-overload]
+        faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path) -> FaissIndex:
+    def load(cls, path: Path, mmap_min_bytes: int = MMAP_MIN_BYTES) -> FaissIndex:
+        """Read an index; a large one is memory-mapped (its vectors stay on disk, paged in on use).
+
+        A saved version is never rewritten, so mapping it is safe; ``copy`` reads it fully
+        before a change is made.
+        """
         import faiss
 
-        index = faiss.read_index(str(path))
-        return cls(index.d, _index=index)
+        mapped = path.stat().st_size >= mmap_min_bytes
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
+        index = faiss.read_index(str(path), flags)
+        return cls(index.d, _index=index, _mapped=mapped)

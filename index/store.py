@@ -226,8 +226,9 @@ class Index:
             entries[entry.doc_id] = entry
             passages.update(doc_passages)
         next_key += sum(len(dp) for _, dp in added)
+        dense = dense.fit()
         seen = self.corpus_seen if change.corpus_seen is None else change.corpus_seen
-        manifest = _manifest(entries, embedder, params, dense.dimension, next_key)
+        manifest = _manifest(entries, embedder, params, dense, next_key)
         manifest["version"] = self.version
         return Index(entries, dict(sorted(passages.items())), dense, bm25, embedder, manifest, seen)
 
@@ -263,18 +264,18 @@ def _index_documents(
 
 
 def _manifest(
-    entries: dict[str, Entry], embedder: Embedder, params: ChunkParams, dimension: int, next_key: int
+    entries: dict[str, Entry], embedder: Embedder, params: ChunkParams, dense: FaissIndex, next_key: int
 ) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "format": FORMAT_VERSION,
-        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": dimension},
+        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": dense.dimension},
         "chunking": params.as_dict(),
         "corpus": {
             "fingerprint": collection_fingerprint(entries.values()),
             "documents": len(entries),
             "passages": sum(len(e.keys) for e in entries.values()),
         },
-        "dense": FaissIndex.kind,
+        "dense": dense.kind,
         "bm25": BM25Index.params,
         "fusion": {"method": "rrf", "k": RRF_K},
         "versions": _versions(),
@@ -301,11 +302,12 @@ def build_index(
     if len({d.doc_id for d, _ in pairs}) != len(pairs):
         raise ValueError("duplicate document ids")
     added = _index_documents(pairs, dense, bm25, embedder, params, 0, show_progress=show_progress)
+    dense = dense.fit()
     entries = {e.doc_id: e for e, _ in added}
     passages = {k: p for _, ps in added for k, p in ps.items()}
     if corpus_seen is None:
         corpus_seen = {e.doc_id: e.sha256 for e in entries.values() if e.origin == "corpus"}
-    manifest = _manifest(entries, embedder, params, dense.dimension, len(passages))
+    manifest = _manifest(entries, embedder, params, dense, len(passages))
     return Index(entries, passages, dense, bm25, embedder, manifest, corpus_seen)
 
 
