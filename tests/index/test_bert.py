@@ -97,3 +97,27 @@ def test_reader_logits_match_transformers():
         out = runner(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).numpy()
         assert np.abs(out[:, :, 0] - ref.start_logits.numpy())[mask].max() < tolerance, precision
         assert np.abs(out[:, :, 1] - ref.end_logits.numpy())[mask].max() < tolerance, precision
+
+
+def test_concurrent_calls_share_passes_and_get_their_own_rows(texts):
+    """Callers that wait on the model together are batched; each gets exactly its own output."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    e = Embedder(precision="fp32")
+    alone = [e.encode([t]) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: e.encode([t]), texts * 3))
+    for i, v in enumerate(together):
+        assert v.shape == (1, 384)
+        assert np.abs(v - alone[i % len(texts)]).max() < 1e-4
+
+
+def test_model_thread_reports_errors_to_the_caller():
+    from index.bert import _MODEL_THREAD
+
+    def fails() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _MODEL_THREAD.call(fails)
+    assert _MODEL_THREAD.call(lambda: 41 + 1) == 42  # the thread lives on
