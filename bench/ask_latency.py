@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ask_latency")
     ap.add_argument("--reader", default=None, help="reader to serve (default: the service default)")
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ask-latency.json")
     args = ap.parse_args(argv)
 

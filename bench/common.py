@@ -29,8 +29,12 @@ def latency_ms(seconds: list[float], digits: int = 1) -> dict[str, float]:
     return {f"p{q}_ms": round(pct(seconds, q) * 1000, digits) for q in (50, 95, 99)}
 
 
-def server_env(reader: str | None = None, index_dir: Path | None = None) -> dict[str, str]:
+def server_env(
+    reader: str | None = None, index_dir: Path | None = None, precision: str | None = None
+) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if precision:
+        env["CITEQA_PRECISION"] = precision
     if reader:
         env["CITEQA_READER"] = reader
     if index_dir is not None:
@@ -74,7 +78,7 @@ def seed_questions() -> list[str]:
     return [json.loads(line)["question"] for line in lines if line.strip()]
 
 
-def ask_once(url: str, question: str, top_k: int = 5) -> float:
+def ask_once(url: str, question: str, top_k: int = 3) -> float:
     """Seconds one /ask takes over HTTP."""
     body = json.dumps({"question": question, "top_k": top_k}).encode()
     req = urllib.request.Request(f"{url}/ask", data=body, headers={"content-type": "application/json"})

@@ -7,8 +7,12 @@ Measures on this machine, in one run so that variants can be compared as ratios:
 - the server: start-up with a saved index until /health answers, /ask latency p50/p95/p99 over real
   HTTP on loopback at concurrency 1 and 8 with requests/s, and the server's peak RSS;
 - retrieval only, on a synthetic collection (``--synthetic N`` vectors, default 1,000,000, 384-d,
-  clustered Gaussian data standing in for embeddings; no text), for exact search and IVF at several
-  ``nprobe``: latency per query with one thread, recall@10 against exact search, and index memory.
+  clustered Gaussian data standing in for embeddings; no text), for exact search (1 and 2 threads)
+  and the IVF index the service switches to above 100,000 passages, at its own ``nprobe`` and others:
+  latency per query, recall@10 against exact search, and index memory.
+
+Indexing and the server run once per model precision (``--precisions``, default ``fp32`` and
+``auto``), so the speed-up of bfloat16 reads as a ratio measured in the same run.
 
 Writes ``bench/results/<date>.json`` and ``bench/results/<date>.md`` and prints the table.
 """
@@ -43,7 +47,7 @@ from bench.common import (
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
 
 
-def bench_indexing(label: str, documents: list[Any], embedder: Any) -> dict[str, Any]:
+def bench_indexing(label: str, documents: list[Any], embedder: Any, precision: str) -> dict[str, Any]:
     from corpus import chunk_corpus
     from index import build_index
 
@@ -57,6 +61,7 @@ def bench_indexing(label: str, documents: list[Any], embedder: Any) -> dict[str,
     n = len(index.by_key)
     return {
         "corpus": label,
+        "precision": f"{precision} ({embedder.backend})",
         "documents": len(documents),
         "passages": n,
         "index_s": round(total, 2),
@@ -72,9 +77,9 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_server(requests: int, seconds_c8: float, reader: str | None) -> dict[str, Any]:
+def bench_server(requests: int, seconds_c8: float, reader: str | None, precision: str) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="citeqa-bench-"))
-    env = server_env(reader, work / "index")
+    env = server_env(reader, work / "index", precision)
     build_index(env)
     proc, url, startup, health = start_server(env)
     try:
@@ -106,6 +111,7 @@ def bench_server(requests: int, seconds_c8: float, reader: str | None) -> dict[s
         stop_server(proc)
         shutil.rmtree(work, ignore_errors=True)
     return {
+        "precision": precision,
         "reader": health["reader"],
         "startup_s": round(startup, 2),
         "concurrency_1": {
@@ -123,35 +129,35 @@ def bench_server(requests: int, seconds_c8: float, reader: str | None) -> dict[s
 
 
 def synthetic_vectors(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` unit vectors around 4,096 random centres (embeddings cluster; uniform noise would not),
-    and 200 queries made by perturbing stored vectors."""
+    """``n`` unit vectors around 1,000 random centres (embeddings cluster; uniform noise would not),
+    and 200 queries drawn afresh from the same mixture (not copies of stored vectors, which would
+    make every nearest neighbour trivially close)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((4096, d)).astype(np.float32)
+    centres = rng.standard_normal((1000, d)).astype(np.float32)
+
+    def draw(m: int) -> np.ndarray:
+        v = centres[rng.integers(0, len(centres), m)] + rng.standard_normal((m, d)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
     x = np.empty((n, d), dtype=np.float32)
     for lo in range(0, n, 100_000):
-        hi = min(n, lo + 100_000)
-        x[lo:hi] = centres[rng.integers(0, len(centres), hi - lo)]
-        x[lo:hi] += 0.6 * rng.standard_normal((hi - lo, d)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = x[rng.choice(n, 200, replace=False)] + 0.3 * rng.standard_normal((200, d)).astype(
-        np.float32
-    ) / np.sqrt(d)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return x, q
+        x[lo : min(n, lo + 100_000)] = draw(min(n, lo + 100_000) - lo)
+    return x, draw(200)
 
 
 def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
     import faiss
 
-    faiss.omp_set_num_threads(1)  # one thread per request, as when serving
+    from index.dense import FaissIndex, ivf_lists, ivf_probes
+
     x, queries = synthetic_vectors(n, d)
     rows = []
 
-    def timed_search(index: Any, k: int = 10) -> tuple[list[float], np.ndarray]:
+    def timed_search(search: Any, k: int = 10) -> tuple[list[float], np.ndarray]:
         lat, ids = [], []
         for q in queries:
             t = time.perf_counter()
-            _, i = index.search(q[None, :], k)
+            _, i = search(q[None, :], k)
             lat.append(time.perf_counter() - t)
             ids.append(i[0])
         return lat, np.array(ids)
@@ -160,25 +166,26 @@ def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
     flat = faiss.IndexFlatIP(d)
     flat.add(x)
     build = time.perf_counter() - t0
-    lat, truth = timed_search(flat)
-    rows.append({"index": "IndexFlatIP (exact)", "vectors": n, "build_s": round(build, 1), **latency_ms(lat),
-                 "recall@10": 1.0, "memory_mb": round(n * d * 4 / 2**20)})  # fmt: skip
+    truth = np.zeros((0, 10), dtype=np.int64)
+    for threads in (1, os.cpu_count() or 1):
+        faiss.omp_set_num_threads(threads)
+        lat, found = timed_search(flat.search)
+        truth = found if not len(truth) else truth
+        name = f"IndexFlatIP (exact), {threads} thread(s)"
+        rows.append({"index": name, "vectors": n, "build_s": round(build, 1),
+                     **latency_ms(lat), "recall@10": 1.0, "memory_mb": round(n * d * 4 / 2**20)})  # fmt: skip
     del flat
-    nlist = 4096 if n >= 200_000 else max(16, n // 64)
+    nlist = ivf_lists(n)
     t0 = time.perf_counter()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building may use every core
-    quantizer = faiss.IndexFlatIP(d)
-    ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = x[np.random.default_rng(1).choice(n, min(n, 64 * nlist), replace=False)]
-    ivf.train(sample)
-    ivf.add(x)
+    ivf = FaissIndex.ivf(np.arange(n, dtype=np.int64), x)  # what the service builds above 100k passages
     build = time.perf_counter() - t0
-    faiss.omp_set_num_threads(1)
-    for nprobe in (8, 32, 64):
-        ivf.nprobe = nprobe
-        lat, found = timed_search(ivf)
+    inner: Any = ivf._index
+    own = ivf_probes(nlist)
+    for nprobe in sorted({8, 32, own, 128}):
+        inner.nprobe = nprobe
+        lat, found = timed_search(ivf.search)  # one thread, as when serving
         recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
-        name = f"IndexIVFFlat nlist={nlist} nprobe={nprobe}"
+        name = f"IndexIVFFlat nlist={nlist} nprobe={nprobe}" + (" (service default)" if nprobe == own else "")
         memory = round((n * d * 4 + n * 8 + nlist * d * 4) / 2**20)
         rows.append({"index": name, "vectors": n, "build_s": round(build, 1), **latency_ms(lat),
                      "recall@10": round(float(recall), 3), "memory_mb": memory})  # fmt: skip
@@ -188,22 +195,22 @@ def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
 def table(r: dict[str, Any]) -> str:
     out = [f"# Benchmarks {r['date']}", "", f"`{r['command']}` on {r['machine']['cpus']} CPUs "
            f"({r['machine']['processor']}), Python {r['machine']['python']}.", "", "## Indexing", "",
-           "| corpus | documents | passages | index s | passages/s | embedding passages/s |",
-           "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+           "| corpus | precision | documents | passages | index s | passages/s | embedding passages/s |",
+           "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for i in r["indexing"]:
-        out.append(f"| {i['corpus']} | {i['documents']} | {i['passages']} | {i['index_s']} | "
-                   f"{i['passages_per_s']} | {i['embedding_passages_per_s']} |")  # fmt: skip
-    s = r["server"]
-    out += ["", f"## Server (reader: {s['reader']}, seed corpus)", "",
-            f"Start-up with a saved index until /health answers: **{s['startup_s']} s**. "
-            f"Peak RSS: **{s['peak_rss_mb']} MB**.", "",
-            "| /ask over HTTP | requests | p50 ms | p95 ms | p99 ms | requests/s |",
-            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for c in ("concurrency_1", "concurrency_8"):
-        x = s[c]
-        out.append(f"| {c.replace('_', ' ')} | {x['requests']} | {x['p50_ms']} | {x['p95_ms']} | "
-                   f"{x['p99_ms']} | {x['requests_per_s']} |")  # fmt: skip
-    out += ["", "## Retrieval only, synthetic vectors (clustered Gaussian, 384-d, no text; 1 thread)", "",
+        out.append(f"| {i['corpus']} | {i['precision']} | {i['documents']} | {i['passages']} | "
+                   f"{i['index_s']} | {i['passages_per_s']} | {i['embedding_passages_per_s']} |")  # fmt: skip
+    out += ["", f"## Server (reader: {r['server'][0]['reader']}, seed corpus, /ask over HTTP)", "",
+            "| precision | start-up s | peak RSS MB | concurrency | requests | p50 ms | p95 ms | p99 ms "
+            "| requests/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for s in r["server"]:
+        for c in ("concurrency_1", "concurrency_8"):
+            x = s[c]
+            out.append(f"| {s['precision']} | {s['startup_s']} | {s['peak_rss_mb']} | {c.split('_')[1]} | "
+                       f"{x['requests']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} | "
+                       f"{x['requests_per_s']} |")  # fmt: skip
+    out += ["", "## Retrieval only, synthetic vectors (clustered Gaussian, 384-d, no text)", "",
             "| index | vectors | build s | p50 ms | p95 ms | p99 ms | recall@10 | memory MB |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for x in r["synthetic"]:
@@ -220,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "--synthetic", type=int, default=1_000_000, help="vectors in the synthetic index (0: skip)"
     )
     ap.add_argument("--reader", default=None, help="reader to serve (default: the service default)")
+    ap.add_argument("--precisions", default="fp32,auto", help="model precisions to compare, comma-separated")
     ap.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD JSON for the larger indexing run")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results", help="where results go")
     args = ap.parse_args(argv)
@@ -227,19 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     from corpus import load_corpus
     from index import Embedder
 
-    embedder = Embedder()
-    embedder.warm_up()
-    indexing = [bench_indexing("default (corpus/docs)", load_corpus(ROOT / "corpus" / "docs"), embedder)]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    corpora = [("default (corpus/docs)", load_corpus(ROOT / "corpus" / "docs"))]
     if args.squad.exists():
         from eval.gold import load_squad
         from eval.runner import squad_documents
 
-        docs = squad_documents(load_squad(args.squad))
-        indexing.append(bench_indexing(f"SQuAD paragraphs ({args.squad.name})", docs, embedder))
+        corpora.append((f"SQuAD paragraphs ({args.squad.name})", squad_documents(load_squad(args.squad))))
     else:
         print(f"skipping the larger indexing run: {args.squad} not found", file=sys.stderr)
+    indexing = []
+    for precision in precisions:
+        embedder = Embedder(precision=precision)
+        embedder.warm_up()
+        indexing += [bench_indexing(label, docs, embedder, precision) for label, docs in corpora]
     print("indexing done; measuring the server…", file=sys.stderr)
-    server = bench_server(args.requests, args.seconds_c8, args.reader)
+    server = [bench_server(args.requests, args.seconds_c8, args.reader, p) for p in precisions]
     print("server done; measuring retrieval on synthetic vectors…", file=sys.stderr)
     synthetic = bench_synthetic(args.synthetic) if args.synthetic else []
     date = time.strftime("%Y-%m-%d")

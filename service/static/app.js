@@ -130,7 +130,7 @@ async function ask(question) {
   try {
     const body = await call("/ask", {
       method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question, top_k: 5 }),
+      body: JSON.stringify({ question }),
     });
     if (!body) return;
     setStatus(body.answers.length ? "" : "No answer found.");
