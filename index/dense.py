@@ -184,11 +184,7 @@ class FaissIndex:
                 + [np.zeros(0, dtype=np.int64)]
             ).astype(np.int64)
             ids.sort()
-            vecs = (
-                np.vstack([ivf.reconstruct(int(i)) for i in ids])
-                if len(ids)
-                else np.zeros((0, self.dimension), np.float32)
-            )
+            vecs = ivf.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dimension), np.float32)
             return ids, vecs.astype(np.float32)
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         inner = faiss.downcast_index(self._index.index)
