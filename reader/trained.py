@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from reader.qa_model import MODEL_DIR, Windows, base_model_dir, decode_spans, si
 class TrainedReader:
     """Reads every passage in one batched forward pass and keeps the best spans across them.
 
-    Spans that overlap a better span of the same document are dropped as variants of it.
+    Spans that overlap a better span of the same document are dropped as variants of it, and so
+    are spans that run across a sentence boundary or a clause break: an answer is read inside one
+    sentence.
 
     A span's score is its start+end logit minus its window's no-answer logit, mapped by the
     logistic calibration fitted on the tuning articles to the probability that it is right.
@@ -72,12 +75,10 @@ class TrainedReader:
         seen: set[tuple[str, int, int]] = set()
         for span in spans:
             p = passages[span.context]
-            mapped = views[span.context].to_passage(span.start, span.end)
-            if mapped is None:  # the span runs across left-out noise
+            mapped = views[span.context].answer_span(span.start, span.end)
+            if mapped is None:
                 continue
-            start, end = _trim(p.text, *mapped)
-            if end <= start:
-                continue
+            start, end = mapped
             key = (p.doc_id, p.start + start, p.start + end)
             if key in seen:  # the same span found again in an overlapping window
                 continue
@@ -137,6 +138,20 @@ class _View:
     def _locate(self, i: int) -> int:
         return max(bisect.bisect_right(self.starts, i) - 1, 0)
 
+    def answer_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """Passage offsets of text[start:end], white space trimmed, if it reads like an answer:
+        inside one sentence (a passage without sentence spans is one), with no clause break, not
+        empty; else None."""
+        if self._locate(start) != self._locate(max(end - 1, start)):
+            return None
+        mapped = self.to_passage(start, end)
+        if mapped is None:
+            return None
+        a, b = _trim(self.passage.text, *mapped)
+        if b <= a or _RUN_ON.search(self.passage.text, a, b):
+            return None
+        return a, b
+
     def to_passage(self, start: int, end: int) -> tuple[int, int] | None:
         """Passage offsets of text[start:end]; None if it spans a gap that is not just white space."""
         a, b = self._locate(start), self._locate(max(end - 1, start))
@@ -147,6 +162,11 @@ class _View:
         ra, pa, la = self.pieces[a]
         rb, pb, lb = self.pieces[b]
         return pa + min(start - ra, la), pb + min(end - rb, lb)
+
+
+# Inside a sentence, what still makes a span read like fragments strung together rather than an
+# answer: a clause break ("...through 1968; 200") or a blank line.
+_RUN_ON = re.compile(r";\s|\n\s*\n")
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -107,3 +107,38 @@ def test_answers_do_not_overlap_within_a_document(reader, passages):
     for i, a in enumerate(answers):
         for b in answers[i + 1 :]:
             assert a.doc_id != b.doc_id or a.end <= b.start or b.end <= a.start, (a, b)
+
+
+LISTY = (
+    "The 923rd fighter squadron defended Hanoi in 1967. They stayed through 1968; 200 pilots served "
+    "in all. Vietnam invaded Cambodia in 1978, and the two countries drifted apart.\n\n"
+    "A new paragraph starts here with other facts about trade."
+)
+
+
+def test_answers_stay_inside_one_sentence_and_clause(reader):
+    from reader.trained import _RUN_ON, _View
+
+    (passage,) = chunk(Document("l.txt", "l", LISTY))
+    view = _View.of(passage)
+
+    def span(text: str, start: str, end: str) -> str | None:
+        got = view.answer_span(text.index(start), text.index(end) + len(end))
+        return None if got is None else passage.text[got[0] : got[1]]
+
+    assert span(view.text, "The 923rd", "1967.") == "The 923rd fighter squadron defended Hanoi in 1967."
+    assert span(view.text, " 200 pilots", "200 pilots") == "200 pilots"  # white space trimmed
+    assert span(view.text, "Hanoi", "They stayed") is None  # across a sentence boundary
+    assert span(view.text, "1968", "200") is None  # across a clause break
+    assert span(view.text, "Cambodia", "the two countries") == "Cambodia in 1978, and the two countries"
+    assert _RUN_ON.search("trade.\n\nA new") and not _RUN_ON.search("line\nwrapped")
+    sentences = [(s, e) for s, e in passage.sentences]
+    for question in (
+        "How many North Korean pilots served?",
+        "Which country did Vietnam invade in 1978?",
+        "When did the squadron stay until?",
+    ):
+        for a in reader.read(question, [passage], top_n=5):
+            assert LISTY[a.start : a.end] == a.text
+            assert any(s <= a.start and a.end <= e for s, e in sentences), (question, a.text)
+            assert not _RUN_ON.search(a.text), (question, a.text)
