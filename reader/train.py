@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from index.bert import resolve_precision
+    from models.bert import resolve_precision
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -162,7 +162,7 @@ class Pipeline:
         self.reader = make_reader(reader, self.embedder, reader_threshold, precision)
         self.index: Index | None = None
         # queries run in parallel: the tokenizers are set up once and never changed, and the
-        # models' forward passes take turns (index.bert.COMPUTE), each on every core
+        # models' forward passes take turns (models.bert.COMPUTE), each on every core
         self._write_lock = threading.Lock()
         self._writer = write_embedder  # writes embed with their own copy, off the read lock
         self._token: object = None
