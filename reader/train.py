@@ -28,13 +28,16 @@ import numpy as np
 
 from reader.qa_model import (
     MODEL_DIR,
-    WORD_EMBEDDINGS,
+    base_model_dir,
     clip_question,
     decode_spans,
     encode_windows,
+    load_reader,
     load_tokenizer,
     new_model,
+    save_adapter,
     save_model,
+    with_lora,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,12 +113,15 @@ def examples_from(
 
 
 def featurize(
-    tokenizer: Any, examples: list[Example], max_len: int, stride: int, rng: random.Random
-) -> list[dict[str, Any]]:
+    tokenizer: Any, examples: list[Example], max_len: int, stride: int, rng: random.Random,
+    keep_text: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Token windows with start/end labels (CLS for windows without the answer).
 
     Long contexts make many answer-free windows; at most one per question is kept, so
-    they teach abstention without swamping the spans.
+    they teach abstention without swamping the spans. ``keep_text`` adds what a teacher needs
+    to read the same window: the question, the context, the window's character span, the
+    token offsets and which tokens are context.
     """
     feats: list[dict[str, Any]] = []
     examples = [replace(e, question=clip_question(tokenizer, e.question)) for e in examples]
@@ -144,14 +150,16 @@ def featurize(
                 if ex_i in negatives_kept and ex.answer_start >= 0:
                     continue
                 negatives_kept.add(ex_i)
-            feats.append(
-                {
-                    "input_ids": enc["input_ids"][w],
-                    "token_type_ids": enc["token_type_ids"][w],
-                    "start": start,
-                    "end": end,
-                }
-            )
+            feat = {"input_ids": enc["input_ids"][w], "start": start, "end": end}
+            if "token_type_ids" in enc:
+                feat["token_type_ids"] = enc["token_type_ids"][w]
+            if keep_text and ctx:
+                feat.update(
+                    question=ex.question, context=ex.context, span=(offsets[ctx[0]][0], offsets[ctx[-1]][1]),
+                    offsets=np.array(offsets, dtype=np.int32),
+                    ctx_mask=np.array([s == 1 for s in seq]),
+                )  # fmt: skip
+            feats.append(feat)
     return feats
 
 
@@ -177,13 +185,17 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     for i, f in enumerate(batch):
         k = len(f["input_ids"])
         ids[i, :k] = torch.tensor(f["input_ids"])
-        types[i, :k] = torch.tensor(f["token_type_ids"])
+        if "token_type_ids" in f:
+            types[i, :k] = torch.tensor(f["token_type_ids"])
         mask[i, :k] = 1
-    return {
-        "input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+    out = {
+        "input_ids": ids, "attention_mask": mask,
         "start_positions": torch.tensor([f["start"] for f in batch]),
         "end_positions": torch.tensor([f["end"] for f in batch]),
     }  # fmt: skip
+    if "token_type_ids" in batch[0]:  # BERT has segment embeddings; MPNet has none
+        out["token_type_ids"] = types
+    return out
 
 
 def fit_calibration(diffs: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
@@ -240,13 +252,12 @@ def predict_best(
     import torch
 
     enc = encode_windows(tokenizer, question, contexts, meta["max_len"], meta["stride"])
+    device = next(model.parameters()).device
+    keys = ("input_ids", "attention_mask", "token_type_ids")
     with torch.no_grad():
-        out = model(
-            input_ids=torch.from_numpy(enc["input_ids"]),
-            attention_mask=torch.from_numpy(enc["attention_mask"]),
-            token_type_ids=torch.from_numpy(enc["token_type_ids"]),
-        )
-    spans = decode_spans(enc, out.start_logits.numpy(), out.end_logits.numpy(), meta["max_answer_tokens"])
+        out = model(**{k: torch.from_numpy(enc[k]).to(device) for k in keys if k in enc})
+    start, end = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+    spans = decode_spans(enc, start, end, meta["max_answer_tokens"])
     best: list[tuple[str, float]] = [("", -math.inf)] * len(contexts)
     for sp in spans:
         if sp.score - sp.null > best[sp.context][1]:
@@ -360,6 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="start from this trained reader folder (e.g. reader/model) instead of a fresh span head",
     )
+    ap.add_argument(
+        "--base", type=Path, default=None, help="encoder folder to train on (default: the bundled MiniLM)"
+    )
+    ap.add_argument("--lora", type=int, default=0, help="train LoRA adapters of this rank (needs peft)")
+    ap.add_argument("--teacher", type=Path, default=None, help="a trained reader to distil from")
+    ap.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's targets in the loss")
+    ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -404,10 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     if args.tune_only:
-        from reader.qa_model import load_model
-
-        trained, shipped = load_model(args.out)
-        shipped.update(tune(trained, load_tokenizer(), args.data, shipped, rng))
+        trained, tok, shipped = load_reader(args.out)
+        shipped.update(tune(trained, tok, args.data, shipped, rng))
         (args.out / "reader.json").write_text(json.dumps(shipped, indent=2) + "\n")
         print(json.dumps({k: shipped[k] for k in ("threshold", "calibration", "tune")}, indent=2))
         print(f"rewrote {args.out / 'reader.json'}")
@@ -416,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     # what makes a checkpoint resumable: the same data plan and optimisation settings
     keys = ("init", "epochs", "batch_size", "lr", "max_len", "stride", "limit", "seed", "max_minutes")
     recipe = {k: str(getattr(args, k)) for k in keys}
+    recipe.update({k: str(getattr(args, k)) for k in ("base", "lora", "teacher", "alpha", "temperature")
+                   if getattr(args, k) not in (None, 0, ap.get_default(k))})  # fmt: skip
     ckpt_file = args.checkpoint / "state.pt"
     state: dict[str, Any] | None = None
     if args.resume:
@@ -432,24 +451,31 @@ def main(argv: list[str] | None = None) -> int:
 
     split = json.loads(SPLIT.read_text())
     examples = load_examples(args.data, split, args.limit, rng)
-    tokenizer = load_tokenizer()
-    feats = featurize(tokenizer, examples, args.max_len, args.stride, rng)
+    tokenizer = load_tokenizer(args.base)
+    feats = featurize(tokenizer, examples, args.max_len, args.stride, rng, keep_text=args.teacher is not None)
     n_neg = sum(1 for f in feats if f["start"] == 0)
     print(f"{len(examples)} examples -> {len(feats)} windows ({n_neg} without an answer)", flush=True)
 
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.init is not None:
-        from reader.qa_model import load_model
-
-        model, _ = load_model(args.init)
+        model, _, _ = load_reader(args.init)
     else:
-        model = new_model()
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    model.train()
+        model = new_model(args.base)
+    model.get_input_embeddings().weight.requires_grad_(False)
+    if args.lora:
+        model = with_lora(model, args.lora)
+    model.to(device).train()
+    teacher = None
+    if args.teacher is not None:
+        from reader.distill import Teacher
+
+        t_model, t_tokenizer, _ = load_reader(args.teacher)
+        teacher = Teacher(t_model.to(device).eval(), t_tokenizer, temperature=args.temperature)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     plan = [b for e in range(math.ceil(args.epochs)) for b in batches(feats, args.batch_size, rng)]
     plan = plan[: int(len(plan) * args.epochs / math.ceil(args.epochs))]
-    precision = resolve_precision(args.precision)
+    precision = resolve_precision(args.precision) if device.type == "cpu" else "bf16"
     done, seen, spent = 0, 0, 0.0  # steps, windows and training seconds of earlier runs
     if state is not None:
         model.load_state_dict(state["model"], strict=False)
@@ -459,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save_checkpoint(step: int, seconds: float) -> None:
         args.checkpoint.mkdir(parents=True, exist_ok=True)
-        trainable = {k: v for k, v in model.state_dict().items() if k != WORD_EMBEDDINGS}
+        trainable = {k: v for k, v in model.named_parameters() if v.requires_grad}
         tmp = ckpt_file.with_suffix(".tmp")
         torch.save({"recipe": recipe, "model": trainable, "optimizer": opt.state_dict(), "step": step,
                     "seen": seen, "seconds": seconds}, tmp)  # fmt: skip
@@ -483,14 +509,24 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = args.lr * lr_factor(progress)
             batch = plan[step - 1]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(**collate(batch))
-            out.loss.backward()
+            inputs = {k: v.to(device) for k, v in collate(batch).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model(**inputs)
+            loss_t = out.loss
+            if teacher is not None:
+                from reader.distill import kd_loss
+
+                soft_start, soft_end = teacher.targets(batch, inputs["input_ids"].shape[1], device)
+                mask = inputs["attention_mask"].bool()
+                kd = kd_loss(out.start_logits, soft_start, mask, args.temperature)
+                kd = (kd + kd_loss(out.end_logits, soft_end, mask, args.temperature)) / 2
+                loss_t = (1 - args.alpha) * out.loss + args.alpha * kd
+            loss_t.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad()
             seen += len(batch)
-            loss = out.loss.item()
+            loss = loss_t.item()
             if step % 25 == 0 or step == len(plan):
                 el = spent + time.time() - t0
                 eta = min(el / step * (len(plan) - step), max(0.0, budget - el))
@@ -516,7 +552,9 @@ def main(argv: list[str] | None = None) -> int:
             "examples": len(examples), "windows": len(feats), "windows_without_answer": n_neg,
             "steps": step, "planned_steps": len(plan), "windows_seen": seen, "batch_size": args.batch_size,
             "lr": args.lr, "epochs": args.epochs, "train_max_len": args.max_len, "train_stride": args.stride,
-            "init": str(args.init) if args.init else "all-MiniLM-L6-v2 with a fresh span head",
+            "init": str(args.init) if args.init else f"{(args.base or base_model_dir()).name}, new head",
+            "lora_rank": args.lora or None, "teacher": str(args.teacher) if args.teacher else None,
+            "device": device.type,
             "frozen": "word embeddings", "seed": args.seed, "minutes": round(train_minutes, 1),
             "threads": torch.get_num_threads(), "precision": precision,
             "sources": {src: n for src, n in sorted(Counter(e.source for e in examples).items())},
@@ -524,7 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     meta.update(tune(model, tokenizer, args.data, meta, rng))
     meta["train"]["total_minutes"] = round((time.time() - t_start) / 60, 1)
-    save_model(model, args.out, meta)
+    if args.lora or args.base is not None:
+        save_adapter(model, args.out, meta, args.base)
+    else:
+        save_model(model.cpu(), args.out, meta)
     print(json.dumps({k: meta[k] for k in ("threshold", "calibration", "tune")}, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -109,3 +109,53 @@ def test_resume_without_a_checkpoint_is_a_clear_error(data, tmp_path, capsys):
 def test_skips_without_data(tmp_path, capsys):
     assert train.main(["--data", str(tmp_path / "missing")]) == 0
     assert "skipping" in capsys.readouterr().err
+
+
+def test_distil_from_a_teacher_into_lora_adapters(data, tmp_path, capsys, keep_threads):
+    """The GPU recipe's moving parts on the CPU: a student with LoRA adapters learns from the
+    shipped reader as teacher (through the character-offset projection), is saved as an
+    adapter, and loads back for tuning and as a teacher in turn."""
+    pytest.importorskip("peft")
+    from reader.qa_model import MODEL_DIR, load_reader
+
+    out = tmp_path / "student"
+    args = ["--data", str(data), "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"),
+            "--batch-size", "2", "--max-len", "64", "--stride", "16", "--precision", "fp32", "--threads", "1",
+            "--lora", "4", "--teacher", str(MODEL_DIR), "--alpha", "0.7"]  # fmt: skip
+    assert train.main(args) == 0
+    meta = json.loads((out / "reader.json").read_text())
+    assert meta["train"]["teacher"] == str(MODEL_DIR) and meta["train"]["lora_rank"] == 4
+    assert (out / "adapter_config.json").exists()
+    assert sum(f.stat().st_size for f in out.iterdir()) < 3 * 2**20  # adapter + head: small
+    model, tokenizer, meta2 = load_reader(out)
+    assert meta2["threshold"] == meta["threshold"]
+    (best,) = train.predict_best(model, tokenizer, "When was the bridge at Basel built?", [CONTEXT], meta)
+    assert best[0] in CONTEXT
+
+
+def test_a_teacher_with_the_students_tokeniser_gives_back_its_own_distribution():
+    """Same word pieces on both sides: the projection must be the identity on the context."""
+    import torch
+
+    from reader.distill import Teacher
+    from reader.qa_model import MODEL_DIR, load_reader
+
+    model, tokenizer, _ = load_reader(MODEL_DIR)
+    long_context = " ".join([CONTEXT] * 12)  # several windows, so shifts are not all 0
+    examples = [train.Example("When was the bridge at Basel built?", long_context, 63, "1226", "t")]
+    feats = train.featurize(tokenizer, examples, 64, 16, random.Random(0), keep_text=True)
+    assert len(feats) >= 2 and any(f["span"][0] > 0 for f in feats)
+    inputs = train.collate(feats)
+    soft_start, soft_end = Teacher(model, tokenizer, temperature=1.0).targets(
+        feats, inputs["input_ids"].shape[1], "cpu"
+    )
+    with torch.no_grad():
+        out = model(**{k: v for k, v in inputs.items() if not k.endswith("positions")})
+    mask = inputs["attention_mask"].bool()
+    for logits, soft in ((out.start_logits, soft_start), (out.end_logits, soft_end)):
+        for r, f in enumerate(feats):
+            keep = torch.from_numpy(f["ctx_mask"])
+            keep[0] = True
+            own = torch.softmax(logits[r, : len(keep)].masked_fill(~keep, -1e4), -1)
+            assert torch.allclose(soft[r, : len(keep)], own, atol=1e-4), r
+            assert soft[r][~mask[r]].sum() == 0
