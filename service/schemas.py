@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from index import Hit
-from service.pipeline import AskResult, MergedAnswer
+from service.agreement import MergedAnswer
+from service.pipeline import AskResult
 
 
 class AskRequest(BaseModel):
@@ -22,6 +25,9 @@ class CitationOut(BaseModel):
     start: int
     end: int
     passage_id: str
+    text: str = Field(
+        "", description="verbatim: documents[doc_id].text[start:end]; may word the answer differently"
+    )
 
 
 class AnswerOut(BaseModel):
@@ -32,8 +38,10 @@ class AnswerOut(BaseModel):
     end: int
     passage_id: str
     citations: list[CitationOut] = Field(
-        default_factory=list, description="every place this answer was found"
+        default_factory=list, description="every place that states this answer, in any wording"
     )
+    documents: int = Field(1, description="how many distinct documents state it")
+    conflict: bool = Field(False, description="one side of a disagreement between documents")
 
 
 class PassageOut(BaseModel):
@@ -50,6 +58,11 @@ class AskResponse(BaseModel):
     question: str
     answers: list[AnswerOut]
     passages: list[PassageOut]
+    agreement: Literal["none", "single", "agree", "conflict"] = Field(
+        "none",
+        description="none: no answer; single: the answer rests on one document; agree: two or more "
+        "documents state it; conflict: documents give incompatible answers (those marked conflict)",
+    )
     version: int = Field(0, description="the collection version that answered")
 
 
@@ -108,11 +121,12 @@ class ErrorOut(BaseModel):
 def answer_out(m: MergedAnswer) -> AnswerOut:
     a = m.answer
     cites = [
-        CitationOut(doc_id=c.doc_id, start=c.start, end=c.end, passage_id=c.passage_id) for c in m.citations
+        CitationOut(doc_id=c.doc_id, start=c.start, end=c.end, passage_id=c.passage_id, text=c.text)
+        for c in m.citations
     ]
     return AnswerOut(
         text=a.text, score=a.score, doc_id=a.doc_id, start=a.start, end=a.end, passage_id=a.passage_id,
-        citations=cites,
+        citations=cites, documents=m.documents, conflict=m.conflict,
     )  # fmt: skip
 
 
@@ -137,5 +151,6 @@ def ask_response(result: AskResult) -> AskResponse:
         question=result.question,
         answers=[answer_out(m) for m in result.answers],
         passages=passages_out(result),
+        agreement=result.agreement,
         version=result.version,
     )
