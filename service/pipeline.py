@@ -57,6 +57,16 @@ class AskResult:
         doc = self.index.document(doc_id) if self.index is not None else None
         return doc.text[start:end] if doc is not None else ""
 
+    def sentence(self, passage_id: str, doc_id: str, start: int, end: int) -> tuple[int, str]:
+        """The passage sentence that holds [start, end): its document offset and its text
+        (the span itself where there is none)."""
+        passage = self.index.passage(passage_id) if self.index is not None else None
+        if passage is not None:
+            for s, e in passage.sentences:
+                if s <= start and end <= e:
+                    return s, passage.text[s - passage.start : e - passage.start]
+        return start, self.text(doc_id, start, end)
+
 
 def make_reader(
     name: str, embedder: Embedder, threshold: float | None = None, precision: str = "auto"
