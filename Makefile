@@ -35,9 +35,13 @@ test: $(STAMP) ## run the test suite (without slow tests)
 test-all: $(STAMP) ## run every test, slow ones too
 	$(BIN)/pytest
 
-eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articles when $(SQUAD) exists
+eval: $(STAMP) ## seed and agreement gold sets; SQuAD reader/open runs on the validation articles when $(SQUAD) exists
 	@mkdir -p $(REPORTS)
 	$(BIN)/citeqa eval eval/gold/seed.jsonl --json $(REPORTS)/seed.json --report $(REPORTS)/seed.md
+	for part in dev test; do \
+	  $(BIN)/citeqa eval eval/gold/agreement/$$part.jsonl --docs eval/gold/agreement/docs \
+	    --json $(REPORTS)/agreement-$$part.json --report $(REPORTS)/agreement-$$part.md || exit 1; \
+	done
 	@if [ -f "$(SQUAD)" ]; then \
 	  set -e; \
 	  $(BIN)/citeqa eval "$(SQUAD)" --mode reader --split validation --json $(REPORTS)/squad-reader.json --report $(REPORTS)/squad-reader.md; \
