@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus import ChunkParams, CorpusError, Document, load_corpus
+from corpus import ChunkParams, CorpusError, Document, LoadOptions, corpus_files, load_corpus
 from index import (
     Change,
     Embedder,
@@ -23,7 +23,7 @@ from index import (
 )
 from index.store import REBUILD_HINT
 from reader import Answer, BaselineReader, Reader, TrainedReader
-from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError
+from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
 log = logging.getLogger(__name__)
 MAX_TOP_K = 50
@@ -144,6 +144,7 @@ class Pipeline:
         write_embedder: Embedder | None = None,
         reader_threshold: float | None = None,
         precision: str = "auto",
+        load_options: LoadOptions = LoadOptions(),
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -152,6 +153,8 @@ class Pipeline:
         """
         self.corpus_dir = Path(corpus_dir)
         self._given = documents
+        self.load_options = load_options
+        self._folder: tuple[object, list[Document]] | None = None  # the last read: (files' stats, documents)
         self.index_dir = Path(index_dir)
         self.store = Store(self.index_dir)
         self.chunking = chunking
@@ -175,11 +178,23 @@ class Pipeline:
         index = self.current()
         return index.documents if index is not None else {}
 
-    def _folder_documents(self) -> list[Document]:
+    def _folder_documents(self, show_progress: bool = False) -> list[Document]:
+        """The corpus folder's documents, read again only when its files changed since the last read."""
+        if self._given is not None:
+            return self._given
         try:
-            return self._given if self._given is not None else load_corpus(self.corpus_dir)
+            files, _ = corpus_files(self.corpus_dir) if self.corpus_dir.is_dir() else ([], 0)
+            stats = [(f, f.stat().st_mtime_ns, f.stat().st_size) for f in files]
+        except OSError:
+            stats = []
+        if self._folder is not None and stats and self._folder[0] == stats:
+            return self._folder[1]
+        try:
+            docs = load_corpus(self.corpus_dir, self.load_options, show_progress=show_progress)
         except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
+            raise from_corpus_error(exc) from None
+        self._folder = (stats, docs)
+        return docs
 
     def _sync(self, index: Index, folder: list[Document]) -> Change | None:
         """The change that brings the collection up to date with the corpus folder.
@@ -227,7 +242,7 @@ class Pipeline:
 
         Documents added through the API are kept: they are re-chunked and re-embedded too.
         """
-        folder = self._folder_documents()
+        folder = self._folder_documents(show_progress)
         with self._write_lock, self.store.locked():
             docs: dict[str, tuple[Document, str]] = {}
             seen: dict[str, str] = {}
@@ -259,14 +274,17 @@ class Pipeline:
             self.store.commit(index)
             return self._publish(index)
 
-    def warm_up(self, build_if_needed: bool = False, load_reader: bool = True) -> None:
+    def warm_up(
+        self, build_if_needed: bool = False, load_reader: bool = True, show_progress: bool = False
+    ) -> None:
         """Load the committed collection and the reader.
 
         A missing or incompatible index, or a corpus folder that changed since the last sync,
         is refused with a hint, unless ``build_if_needed``: then it is built or brought up to
-        date (incrementally when only documents changed).
+        date (incrementally when only documents changed). ``show_progress``: a progress bar
+        while the corpus folder is read.
         """
-        folder = self._folder_documents()
+        folder = self._folder_documents(show_progress)
         try:
             index = self.store.load(self.embedder)
             problems = incompatibilities(index.manifest, self.embedder, self.chunking)
