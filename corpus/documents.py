@@ -1,4 +1,4 @@
-"""Loading documents (.txt, .md, .html, .pdf, .docx) and folders of them into ``Document`` records."""
+"""Loading documents (.txt, .md, .html, .pdf, .docx, .pptx) and folders of them into ``Document`` records."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from corpus.errors import CorpusError, DocumentTooLargeError
-from corpus.formats import Extracted, LoadOptions, read_docx, read_html_main, read_pdf, sniff
+from corpus.formats import Extracted, LoadOptions, read_docx, read_html_main, read_pdf, read_pptx, sniff
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
-SUFFIXES = (*TEXT_SUFFIXES, ".pdf", ".docx")
+SUFFIXES = (*TEXT_SUFFIXES, ".pdf", ".docx", ".pptx")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Document:
     For .txt and .md it is the file's text exactly; for the other formats it is the text
     extracted from the file (offsets point into that text, which ``/documents/{id}``
     returns). ``pages`` holds the (start, end) span of each page in ``text`` for formats
-    with pages (PDF), and is empty for the others.
+    with pages (PDF pages, PPTX slides), and is empty for the others.
     """
 
     doc_id: str
@@ -139,8 +139,8 @@ def check_doc_id(doc_id: str) -> str:
     return doc_id
 
 
-_KINDS = {".pdf": "pdf", ".docx": "zip"}
-_NAMES = {"pdf": "a PDF", "zip": "a zip package (DOCX or similar)", "text": "text"}
+_KINDS = {".pdf": "pdf", ".docx": "zip", ".pptx": "zip"}
+_NAMES = {"pdf": "a PDF", "zip": "a zip package (DOCX, PPTX or similar)", "text": "text"}
 
 
 def _extract(data: bytes, suffix: str, name: str, options: LoadOptions) -> Extracted:
@@ -156,6 +156,8 @@ def _extract(data: bytes, suffix: str, name: str, options: LoadOptions) -> Extra
         return read_pdf(data, name, options)
     if suffix == ".docx":
         return read_docx(data, name, options)
+    if suffix == ".pptx":
+        return read_pptx(data, name, options)
     try:
         raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:

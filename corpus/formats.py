@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from corpus.errors import CorpusError, DocumentTooLargeError
 
@@ -105,6 +107,11 @@ def read_pdf(data: bytes, name: str, options: LoadOptions) -> Extracted:
             pdf.close()
     if not any(t.strip() for t in texts):
         raise CorpusError(f"{name}: the PDF has no text layer (scanned or image-only pages); it needs OCR")
+    return _paged(texts, title)
+
+
+def _paged(texts: list[str], title: str) -> Extracted:
+    """Pages' texts joined by ``PAGE_SEPARATOR``, with the span of each."""
     pages = []
     start = 0
     for t in texts:
@@ -171,7 +178,43 @@ def read_docx(data: bytes, name: str, options: LoadOptions) -> Extracted:
     return Extracted(text, title)
 
 
-def _row_text(cells: list) -> str:  # type: ignore[type-arg]
+def read_pptx(data: bytes, name: str, options: LoadOptions) -> Extracted:
+    """The text of each slide (text boxes, then tables, in the slide's order) as a page."""
+    check_zip(data, name, options, "ppt/presentation.xml", "PPTX")
+    import pptx
+
+    try:
+        deck = pptx.Presentation(io.BytesIO(data))
+        if len(deck.slides) > options.max_pages:
+            raise DocumentTooLargeError(
+                f"{name}: the presentation has {len(deck.slides)} slides; the limit is {options.max_pages}"
+            )
+        texts = [_CONTROL.sub(" ", "\n\n".join(_shape_texts(slide.shapes))) for slide in deck.slides]
+        title = (deck.core_properties.title or "").strip()
+    except CorpusError:
+        raise
+    except (KeyError, ValueError, AttributeError, OSError) as exc:
+        raise CorpusError(f"{name}: not a readable PPTX file ({type(exc).__name__}: {exc})") from None
+    if sum(len(t) for t in texts) > options.max_chars:
+        raise DocumentTooLargeError(f"{name}: more than {options.max_chars} characters of text (the limit)")
+    return _paged(texts, title)
+
+
+def _shape_texts(shapes: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for shape in shapes:
+        if getattr(shape, "shapes", None) is not None:  # a group
+            out.extend(_shape_texts(shape.shapes))
+        elif getattr(shape, "has_text_frame", False):
+            text = "\n".join(" ".join(p.text.split()) for p in shape.text_frame.paragraphs).strip()
+            if text:
+                out.append(text)
+        elif getattr(shape, "has_table", False):
+            out.append("\n".join(_row_text(row.cells) for row in shape.table.rows).strip())
+    return [t for t in out if t]
+
+
+def _row_text(cells: Iterable[Any]) -> str:
     texts: list[str] = []
     for cell in cells:
         t = " ".join(cell.text.split())

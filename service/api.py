@@ -223,7 +223,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         openapi_extra={"requestBody": request_body_spec()},
     )
     async def add_document(request: Request, p: P) -> DocumentChange:
-        """Add a document: a .txt/.md/.html/.pdf/.docx file (multipart) or JSON; 409 if the id exists."""
+        """Add a document: a .txt/.md/.html/.pdf/.docx/.pptx file (multipart) or JSON; 409 if it exists."""
         doc = await document_from_request(request, settings.max_upload_bytes, options=settings.load_options())
         update = await run_in_threadpool(p.add_documents, [doc], False)
         return _change(p, doc.doc_id, "added", update.version)

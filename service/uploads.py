@@ -22,9 +22,10 @@ TYPES = {
     "text/html": ".html",
     "application/pdf": ".pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
 }
 ACCEPTED = (
-    "a .txt, .md, .html, .pdf or .docx file as multipart/form-data (field 'file'), "
+    "a .txt, .md, .html, .pdf, .docx or .pptx file as multipart/form-data (field 'file'), "
     "or JSON {doc_id?, title?, text}"
 )
 
@@ -34,7 +35,9 @@ MULTIPART_SCHEMA: dict[str, Any] = {
         "file": {
             "type": "string",
             "format": "binary",
-            "description": ("a .txt, .md or .html file (UTF-8), a .pdf with a text layer, or a .docx"),
+            "description": (
+                "a .txt, .md or .html file (UTF-8), a .pdf with a text layer, a .docx or a .pptx"
+            ),
         },
         "doc_id": {"type": "string", "description": "id to store it under (default: the file name)"},
         "title": {"type": "string", "description": "default: the first heading or line"},

@@ -90,6 +90,27 @@ def docx_bytes() -> bytes:
     return buf.getvalue()
 
 
+def pptx_bytes() -> bytes:
+    """A PPTX of three slides: a title slide, an empty one, and one with a 2x2 table."""
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])
+    first.shapes.title.text = "Otter survey 2024"
+    first.placeholders[1].text_frame.text = "We counted 212 sea otters in Monterey Bay."
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank
+    third = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    third.shapes.title.text = "Counts"
+    table = third.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for r, row in enumerate([("Site", "Otters"), ("Elkhorn Slough", "98")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    buf = io.BytesIO()
+    deck.save(buf)
+    return buf.getvalue()
+
+
 def zip_bomb_docx(unpacked: int = 50_000_000) -> bytes:
     """A DOCX-shaped zip whose document.xml unpacks to ``unpacked`` bytes of spaces."""
     buf = io.BytesIO()

@@ -21,6 +21,7 @@ from .samples import (
     encrypted_pdf,
     otters_pdf,
     pdf_bytes,
+    pptx_bytes,
     scanned_pdf,
     zip_bomb_docx,
 )
@@ -105,6 +106,22 @@ def test_docx_paragraphs_headings_and_tables():
         "Species | Weight\nEurasian otter | 7 to 12 kg\n\nThey eat mostly fish, and sometimes frogs."
     )
     assert all(p.page is None for p in _check_passages(doc))
+
+
+def test_pptx_slides_are_pages():
+    doc = parse_document(pptx_bytes(), ".pptx", "survey.pptx")
+    assert [doc.text[s:e] for s, e in doc.pages] == [
+        "Otter survey 2024\n\nWe counted 212 sea otters in Monterey Bay.",
+        "",
+        "Counts\n\nSite | Otters\nElkhorn Slough | 98",
+    ]
+    assert doc.title == "Otter survey 2024"
+    assert doc.page_at(doc.text.index("Elkhorn")) == 3
+    _check_passages(doc, ChunkParams(max_words=8, overlap_words=0))
+    with pytest.raises(DocumentTooLargeError, match="3 slides; the limit is 2"):
+        parse_document(pptx_bytes(), ".pptx", "x.pptx", options=LoadOptions(max_pages=2))
+    with pytest.raises(CorpusError, match="not a PPTX file"):
+        parse_document(docx_bytes(), ".pptx", "x.pptx")
 
 
 def test_html_main_content_drops_boilerplate_visible_keeps_it():

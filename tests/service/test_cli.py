@@ -84,7 +84,7 @@ def test_help_and_light_imports_do_not_load_torch():
         "    except SystemExit: pass\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'faiss' not in sys.modules, 'faiss imported'\n"
-        "for lib in ('pypdfium2', 'docx', 'trafilatura'):\n"
+        "for lib in ('pypdfium2', 'docx', 'pptx', 'trafilatura'):\n"
         "    assert lib not in sys.modules, lib + ' imported'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

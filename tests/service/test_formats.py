@@ -12,6 +12,7 @@ from .test_documents import _check_invariant
 
 PDF_TYPE = "application/pdf"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX_TYPE = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 QUESTION = "What do sea otters use to crack open shellfish?"
 
 
@@ -87,7 +88,7 @@ def test_pdf_upload_then_ask_cites_the_page(make_client, tmp_path, embedder):
         ("paper.txt", samples.otters_pdf(), "text/plain", 422, "the content is a PDF"),
         ("bomb.docx", samples.zip_bomb_docx(), DOCX_TYPE, 413, "refused as a possible zip bomb"),
         ("notes.docx", b"plain words", DOCX_TYPE, 422, "not what the extension '.docx' says"),
-        ("slides.pptx", b"PK\x03\x04", "application/zip", 415, "accepted are .txt, .md, .markdown, .html"),
+        ("sheet.xlsx", b"PK\x03\x04", "application/zip", 415, "accepted are .txt, .md, .markdown, .html"),
         ("long.pdf", samples.pdf_bytes([["a."], ["b."], ["c."]]), PDF_TYPE, 413, "3 pages; the limit is 2"),
     ],
 )
@@ -100,11 +101,18 @@ def test_bad_files_get_a_clear_4xx_and_change_nothing(make_client, name, data, c
         assert c.get("/health").json() == before
 
 
-def test_a_pdf_without_extension_is_read_by_its_content_type(make_client):
+def test_pdf_and_pptx_by_content_type_slides_are_pages(make_client):
     with make_client() as c:
         r = c.post("/documents", files={"file": ("otters", samples.otters_pdf(), PDF_TYPE)})
         assert r.status_code == 201, r.text
         assert len(c.get("/documents/otters").json()["pages"]) == 2
+        r = c.post("/documents", files={"file": ("survey", samples.pptx_bytes(), PPTX_TYPE)})
+        assert r.status_code == 201, r.text
+        assert [p["page"] for p in c.get("/documents/survey").json()["pages"]] == [1, 2, 3]
+        body = c.post("/ask", json={"question": "How many otters were counted at Elkhorn Slough?"}).json()
+        _check_invariant(c, body)
+        pages = {a["text"]: a["page"] for a in body["answers"] if a["doc_id"] == "survey"}
+        assert pages.get("98") == 3 and pages.get("212") == 1, body["answers"]  # slides 3 and 1
 
 
 def test_openapi_names_the_new_types(make_client):
