@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
@@ -142,14 +144,18 @@ async def _from_form(
         doc_id = _id(str(path_id or given_id or name or _default_id(data.decode("utf-8", "replace"))))
         title = _valid_text(str(fields["title"]), "title").strip() if fields["title"] else None
         try:
-            return parse_document(
-                data,
-                suffix,
-                doc_id,
-                title=title or None,
-                source="upload",
-                name=name or doc_id,
-                options=options,
+            # off the event loop: reading a large PDF or DOCX takes a while
+            return await run_in_threadpool(
+                functools.partial(
+                    parse_document,
+                    data,
+                    suffix,
+                    doc_id,
+                    title=title or None,
+                    source="upload",
+                    name=name or doc_id,
+                    options=options,
+                )
             )
         except CorpusError as exc:
             raise from_corpus_error(exc) from None
