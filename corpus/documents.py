@@ -147,6 +147,8 @@ def _extract(data: bytes, suffix: str, name: str, options: LoadOptions) -> Extra
     """Read ``data`` as the format ``suffix`` names, after checking that the content is of that kind."""
     kind = sniff(data)
     expected = _KINDS.get(suffix, "text")
+    if expected == "pdf" and b"%PDF-" in data[:1024]:
+        kind = "pdf"  # readers accept a header anywhere in the first KB; a text merely naming it is no PDF
     if kind != expected:
         raise CorpusError(
             f"{name}: the content is {_NAMES[kind]}, not what the extension {suffix or '(none)'!r} says "

@@ -52,7 +52,7 @@ class Extracted:
 
 def sniff(data: bytes) -> str:
     """What the bytes are, whatever the file is called: ``"pdf"``, ``"zip"`` or ``"text"``."""
-    if b"%PDF-" in data[:1024]:
+    if data.startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
         return "zip"

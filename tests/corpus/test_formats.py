@@ -78,6 +78,12 @@ def test_bad_files_are_refused_with_a_clear_message(data, suffix, message):
     assert not isinstance(err.value, DocumentTooLargeError)
 
 
+def test_sniffing_is_strict_for_text_and_lenient_for_pdf():
+    text = b"A note on PDF headers: every file starts with %PDF-1.7 or similar."
+    assert parse_document(text, ".txt", "note.txt").text == text.decode()
+    assert parse_document(b"\n\n" + otters_pdf(), ".pdf", "lead.pdf").title == "Sea otters"
+
+
 def test_limits():
     with pytest.raises(DocumentTooLargeError, match="3 pages; the limit is 2"):
         parse_document(pdf_bytes([["a."], ["b."], ["c."]]), ".pdf", "x.pdf", options=LoadOptions(max_pages=2))
