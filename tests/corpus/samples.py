@@ -90,6 +90,17 @@ def docx_bytes() -> bytes:
     return buf.getvalue()
 
 
+def broken_docx() -> bytes:
+    """A DOCX whose document.xml is not well-formed XML."""
+    good = zipfile.ZipFile(io.BytesIO(docx_bytes()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for member in good.namelist():
+            data = good.read(member)
+            zf.writestr(member, b"<w:document><broken" if member == "word/document.xml" else data)
+    return buf.getvalue()
+
+
 def pptx_bytes() -> bytes:
     """A PPTX of three slides: a title slide, an empty one, and one with a 2x2 table."""
     import pptx

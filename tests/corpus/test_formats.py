@@ -16,6 +16,7 @@ from corpus import (
 
 from .samples import (
     BOILERPLATE_HTML,
+    broken_docx,
     corrupt_pdf,
     docx_bytes,
     encrypted_pdf,
@@ -69,6 +70,8 @@ def test_pdf_with_an_empty_page_keeps_page_numbers():
         (docx_bytes(), ".md", "the content is a zip package"),
         (b"plain words", ".docx", "not what the extension '.docx' says"),
         (otters_pdf(), ".docx", "the content is a PDF"),
+        (broken_docx(), ".docx", "not a readable DOCX file (XMLSyntaxError: "),
+        (pptx_bytes()[:5000], ".pptx", "not a PPTX file (not a readable zip package"),
     ],
 )
 def test_bad_files_are_refused_with_a_clear_message(data, suffix, message):
