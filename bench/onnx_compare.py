@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from corpus import ChunkParams, chunk_corpus, load_corpus
     from index import Embedder
-    from index.bert import load_encoder, load_qa, load_tokenizer
     from index.embedder import default_model_path
+    from models.bert import load_encoder, load_qa, load_tokenizer
     from reader.qa_model import MODEL_DIR, Windows
 
     base = default_model_path()

@@ -1,8 +1,11 @@
-"""Evaluation: gold-set formats, SQuAD-official metrics, retrieval metrics, the runner."""
+"""Evaluation: gold-set formats, SQuAD-official metrics, retrieval and conflict metrics, the runner."""
 
 from eval.gold import GoldItem, load_gold, load_jsonl, load_squad
 from eval.metrics import (
+    conflict_precision,
+    conflict_recall,
     exact_match,
+    false_conflict_rate,
     mrr_at_k,
     normalize_answer,
     percentile,
@@ -13,7 +16,10 @@ from eval.metrics import (
 
 __all__ = [
     "GoldItem",
+    "conflict_precision",
+    "conflict_recall",
     "exact_match",
+    "false_conflict_rate",
     "load_gold",
     "load_jsonl",
     "load_squad",

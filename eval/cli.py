@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from corpus import ChunkParams
+from corpus import ChunkParams, CorpusError, Document, load_corpus
 from corpus.documents import corpus_fingerprint
 from eval.gold import GoldFormatError, GoldItem, load_gold
 from eval.runner import (
@@ -42,10 +42,37 @@ def _sample(items: list[GoldItem], limit: int | None, seed: int) -> list[GoldIte
     return [it for i, it in enumerate(items) if i in keep]
 
 
+def _cached_pipeline(docs: list[Document], source: Path, settings: Any, chunking: ChunkParams) -> Pipeline:
+    """A pipeline over ``docs``, indexed once into .citeqa/eval-cache/<their fingerprint>."""
+    cache = Path(settings.index_dir).parent / "eval-cache" / corpus_fingerprint(docs)
+    return Pipeline(
+        corpus_dir=source, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
+        reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
+        max_question_chars=settings.max_question_chars, documents=docs,
+    )  # fmt: skip
+
+
+def corpus_with(folders: list[Path], corpus_dir: Path) -> list[Document]:
+    """The corpus folder's documents plus those of ``folders`` (ids relative to each folder)."""
+    try:
+        docs = load_corpus(corpus_dir)
+        for folder in folders:
+            docs += load_corpus(folder)
+    except CorpusError as exc:
+        raise BadInputError(str(exc)) from None
+    ids = [d.doc_id for d in docs]
+    twice = sorted({d for d in ids if ids.count(d) > 1})
+    if twice:
+        raise BadInputError(f"--docs: document id {twice[0]!r} is in more than one folder")
+    return docs
+
+
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
     if args.limit is not None and args.limit < 1:
         raise BadInputError("--limit must be at least 1")
     is_squad = args.file.suffix != ".jsonl"
+    if args.docs and is_squad:
+        raise BadInputError("--docs adds documents to a JSONL gold set's corpus; SQuAD brings its own")
     try:
         items = load_gold(args.file, split_articles(args.split) if is_squad else None)
     except GoldFormatError as exc:
@@ -74,13 +101,10 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
         records = run_reader_mode(items, reader, chunking, progress=progress)
     else:
         if is_squad:
-            docs = squad_documents(corpus_items)
-            cache = Path(settings.index_dir).parent / "eval-cache" / corpus_fingerprint(docs)
-            pipeline = Pipeline(
-                corpus_dir=args.file, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
-                reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
-                max_question_chars=settings.max_question_chars, documents=docs,
-            )  # fmt: skip
+            pipeline = _cached_pipeline(squad_documents(corpus_items), args.file, settings, chunking)
+        elif args.docs:
+            docs = corpus_with(args.docs, Path(settings.corpus_dir))
+            pipeline = _cached_pipeline(docs, Path(settings.corpus_dir), settings, chunking)
         else:
             pipeline = pipeline_from_settings(settings)
         pipeline.warm_up(build_if_needed=True)

@@ -15,7 +15,8 @@ class GoldFormatError(ValueError):
 class GoldItem:
     """One question. ``answers == []`` means the right output is an abstention.
 
-    ``docs`` are the doc ids that answer it (JSONL); for SQuAD, ``context`` is the
+    ``docs`` are the doc ids that answer it (JSONL); ``conflict`` says the documents give
+    incompatible answers to it (JSONL; absent means false). For SQuAD, ``context`` is the
     question's own paragraph and ``doc_id`` names it.
     """
 
@@ -26,6 +27,7 @@ class GoldItem:
     context: str = ""
     doc_id: str = ""
     title: str = ""
+    conflict: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -43,7 +45,10 @@ def load_jsonl(path: str | Path) -> list[GoldItem]:
                     question=str(row["question"]),
                     answers=tuple(str(a) for a in row["answers"]),
                     docs=tuple(str(d) for d in row.get("docs", [])),
+                    conflict=row.get("conflict", False),
                 )
+                if not isinstance(item.conflict, bool):
+                    raise TypeError(f"conflict must be true or false, not {item.conflict!r}")
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise GoldFormatError(f"{path}:{n}: not a gold record ({exc})") from None
             if item.id in seen:

@@ -1,4 +1,5 @@
-"""Metrics as pure functions: SQuAD-official EM/F1, retrieval recall and MRR, percentiles.
+"""Metrics as pure functions: SQuAD-official EM/F1, retrieval recall and MRR, conflict
+detection, percentiles.
 
 ``normalize_answer``, ``exact_match`` and ``token_f1`` follow the official SQuAD v1.1
 evaluation script line for line; ``score_prediction`` adds SQuAD 2.0's convention for
@@ -84,3 +85,34 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(xs) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _conflict_counts(gold: Sequence[bool], predicted: Sequence[bool]) -> tuple[int, int, int, int]:
+    """(true positives, false positives, false negatives, true negatives) of conflict calls."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold flags but {len(predicted)} predictions")
+    pairs = list(zip(gold, predicted))
+    return (
+        sum(1 for g, p in pairs if g and p),
+        sum(1 for g, p in pairs if not g and p),
+        sum(1 for g, p in pairs if g and not p),
+        sum(1 for g, p in pairs if not g and not p),
+    )
+
+
+def conflict_precision(gold: Sequence[bool], predicted: Sequence[bool]) -> float | None:
+    """Share of the questions called a conflict that are one; None when none was called."""
+    tp, fp, _, _ = _conflict_counts(gold, predicted)
+    return tp / (tp + fp) if tp + fp else None
+
+
+def conflict_recall(gold: Sequence[bool], predicted: Sequence[bool]) -> float | None:
+    """Share of the real conflicts that were called; None when there are none."""
+    tp, _, fn, _ = _conflict_counts(gold, predicted)
+    return tp / (tp + fn) if tp + fn else None
+
+
+def false_conflict_rate(gold: Sequence[bool], predicted: Sequence[bool]) -> float | None:
+    """Share of the questions without a conflict that were called one; None when there are none."""
+    _, fp, _, tn = _conflict_counts(gold, predicted)
+    return fp / (fp + tn) if fp + tn else None

@@ -20,6 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="all",
         help="SQuAD articles to use (see eval/squad_split.json)",
     )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="JSONL gold sets: add this folder's documents to the corpus for this run (repeatable); "
+        "they are indexed with it into .citeqa/eval-cache/, the main index is left alone",
+    )
     p.add_argument("--limit", type=int, help="evaluate a random sample of N questions")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit's sample (default 0)")
     p.add_argument("--top-k", type=int, default=3, help="passages read per question in open mode (default 3)")

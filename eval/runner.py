@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from corpus import ChunkParams, Document, chunk
 from eval.gold import GoldItem
 from eval.metrics import (
+    conflict_precision,
+    conflict_recall,
+    false_conflict_rate,
     first_relevant_rank,
     mrr_at_k,
     normalize_answer,
@@ -41,6 +44,11 @@ class Record:
     doc_id: str = ""
     start: int = -1
     end: int = -1
+    gold_conflict: bool = False  # the gold set says the documents disagree on it
+    agreement: str = ""  # open mode: none, single, agree or conflict
+    documents: int = 0  # distinct documents stating the best answer
+    conflicting: list[str] = field(default_factory=list)  # the answers called a conflict
+    docs: list[str] = field(default_factory=list)  # the gold documents
 
 
 def _progress(items: Sequence[GoldItem], show: bool, desc: str) -> Iterable[GoldItem]:
@@ -51,7 +59,10 @@ def _progress(items: Sequence[GoldItem], show: bool, desc: str) -> Iterable[Gold
     return tqdm(items, desc=desc, unit="q", dynamic_ncols=True)
 
 
-def _record(item: GoldItem, answer: Any, passage_ids: list[str], rank: int | None, ms: float) -> Record:
+def _record(
+    item: GoldItem, answer: Any, passage_ids: list[str], rank: int | None, ms: float, result: Any = None
+) -> Record:
+    """One question's outcome; ``result`` (open mode) adds the agreement between documents."""
     prediction = answer.text if answer is not None else ""
     em, f1 = score_prediction(prediction, item.answers)
     return Record(
@@ -70,6 +81,11 @@ def _record(item: GoldItem, answer: Any, passage_ids: list[str], rank: int | Non
         doc_id=answer.doc_id if answer is not None else "",
         start=answer.start if answer is not None else -1,
         end=answer.end if answer is not None else -1,
+        gold_conflict=item.conflict,
+        agreement=result.agreement if result is not None else "",
+        documents=result.answers[0].documents if result is not None and result.answers else 0,
+        conflicting=[m.answer.text for m in result.answers if m.conflict] if result is not None else [],
+        docs=list(item.docs),
     )
 
 
@@ -122,7 +138,7 @@ def run_open_mode(
         ms = (time.perf_counter() - t0) * 1000
         rank = first_relevant_rank([_relevant(item, h) for h in result.retrieved]) if item.answers else None
         best = result.answers[0].answer if result.answers else None
-        records.append(_record(item, best, [h.passage.passage_id for h in result.hits], rank, ms))
+        records.append(_record(item, best, [h.passage.passage_id for h in result.hits], rank, ms, result))
     return records
 
 
@@ -164,7 +180,36 @@ def summarize(records: Sequence[Record], mode: str, wall_seconds: float) -> dict
             "recall@10": round(100 * recall_at_k(ranks, 10), 2),
             "mrr@10": round(100 * mrr_at_k(ranks, 10), 2),
         }
+    if mode == "open":
+        out["agreement"] = agreement_metrics(records)
     return out
+
+
+def agreement_metrics(records: Sequence[Record]) -> dict[str, Any]:
+    """Conflict precision and recall, the false-conflict rate (percent) and the agreement counts.
+
+    ``agree_multi_source`` is the share of the questions that two or more gold documents
+    answer without a conflict on which the system said "agree".
+    """
+    gold = [r.gold_conflict for r in records]
+    called = [r.agreement == "conflict" for r in records]
+    multi = [r for r in records if r.gold and not r.gold_conflict and len(r.docs) >= 2]
+
+    def pct(x: float | None) -> float | None:
+        return round(100 * x, 2) if x is not None else None
+
+    return {
+        "conflict_questions": sum(gold),
+        "conflict_precision": pct(conflict_precision(gold, called)),
+        "conflict_recall": pct(conflict_recall(gold, called)),
+        "false_conflict_rate": pct(false_conflict_rate(gold, called)),
+        "no_conflict_questions": len(gold) - sum(gold),
+        "agree_multi_source": pct(sum(r.agreement == "agree" for r in multi) / len(multi)) if multi else None,
+        "multi_source_questions": len(multi),
+        "counts": {
+            a: sum(1 for r in records if r.agreement == a) for a in ("none", "single", "agree", "conflict")
+        },
+    }
 
 
 def format_table(m: dict[str, Any]) -> str:
@@ -182,6 +227,15 @@ def format_table(m: dict[str, Any]) -> str:
     ]
     for name, value in m.get("retrieval", {}).items():
         rows.append((name, value))
+    if "agreement" in m:
+        ag = m["agreement"]
+        rows += [
+            (f"conflict precision (called {ag['counts']['conflict']})", ag["conflict_precision"]),
+            (f"conflict recall (n={ag['conflict_questions']})", ag["conflict_recall"]),
+            (f"false-conflict rate (n={ag['no_conflict_questions']})", ag["false_conflict_rate"]),
+            (f"agree, multi-source (n={ag['multi_source_questions']})", ag["agree_multi_source"]),
+            ("agreement none/single/agree/conflict", "/".join(str(v) for v in ag["counts"].values())),
+        ]
     rows += [
         ("latency p50 ms", m["latency_ms"]["p50"]),
         ("latency p95 ms", m["latency_ms"]["p95"]),
@@ -248,5 +302,15 @@ def write_report(
         lines += ["| id | question | prediction | score |", "| --- | --- | --- | --- |"]
         for r in sorted(false_answers, key=lambda r: -r.score)[:worst]:
             lines.append(f"| {r.id} | {_md(r.question)} | {_md(r.prediction)[:200]} | {r.score:.2f} |")
+    wrong = [r for r in records if r.agreement and r.gold_conflict != (r.agreement == "conflict")]
+    if wrong:
+        lines += ["", f"## Conflict calls that disagree with the gold set ({len(wrong)})", ""]
+        lines += ["| id | question | gold conflict | agreement | answers called a conflict |"]
+        lines += ["| --- | --- | --- | --- | --- |"]
+        for r in wrong[:worst]:
+            called = " / ".join(r.conflicting) or _md(r.prediction) or "*(abstained)*"
+            lines.append(
+                f"| {r.id} | {_md(r.question)} | {r.gold_conflict} | {r.agreement} | {_md(called)} |"
+            )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

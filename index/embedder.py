@@ -37,7 +37,7 @@ def model_fingerprint(path: Path) -> str:
 
 def _native_recipe(folder: Path) -> int | None:
     """The max sequence length if ``folder`` is BERT + mean pooling (+ normalise), else None."""
-    from index.bert import is_plain_bert
+    from models.bert import is_plain_bert
 
     if not is_plain_bert(folder):
         return None
@@ -57,7 +57,7 @@ def _native_recipe(folder: Path) -> int | None:
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors (cosine = inner product).
 
-    A BERT model with mean pooling (the bundled MiniLM) runs on ``index.bert``: no
+    A BERT model with mean pooling (the bundled MiniLM) runs on ``models.bert``: no
     ``transformers`` import, bfloat16 where the CPU has it (``precision``). Any other
     sentence-transformers folder runs through sentence-transformers, in float32.
     """
@@ -100,7 +100,7 @@ class Embedder:
             raise FileNotFoundError(f"no sentence-transformers model in {self.model_path}")
         max_len = _native_recipe(self.model_path)
         if max_len is not None:
-            from index.bert import load_encoder, load_tokenizer
+            from models.bert import load_encoder, load_tokenizer
 
             tokenizer = load_tokenizer(self.model_path)
             tokenizer.enable_truncation(max_len)
@@ -138,7 +138,7 @@ class Embedder:
                     show_progress_bar=show_progress,
                 )
             return np.ascontiguousarray(vectors, dtype=np.float32)
-        from index.bert import mean_pool
+        from models.bert import mean_pool
 
         runner, tokenizer = self._native
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)

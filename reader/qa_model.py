@@ -82,6 +82,57 @@ def load_model(folder: Path = MODEL_DIR, base: Path | None = None) -> tuple[Any,
     return model, meta
 
 
+def with_lora(model: Any, rank: int) -> Any:
+    """LoRA adapters on every attention and feed-forward matrix; the span head trained whole."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = {"mpnet": ["q", "k", "v", "o", "dense"], "bert": ["query", "key", "value", "dense"]}
+    kind = model.config.model_type
+    if kind not in targets:
+        raise ValueError(f"no LoRA targets known for {kind!r} models")
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=targets[kind],
+                        modules_to_save=["qa_outputs"])  # fmt: skip
+    return get_peft_model(model, config)
+
+
+def save_adapter(model: Any, folder: Path, extra: dict[str, Any], base: Path | None) -> None:
+    """A reader on another base: its LoRA adapter and span head (or, without LoRA, the whole
+    model), and ``reader.json`` naming the base folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    extra = {**extra, "base": str(base or base_model_dir())}
+    (folder / "reader.json").write_text(json.dumps(extra, indent=2) + "\n")
+
+
+def _base_folder(name: str) -> Path:
+    """A base named in reader.json: that folder where it exists, else the one of that name in the
+    cache that ``make accurate-weights`` fills."""
+    from models.weights import cache_dir
+
+    path = Path(name)
+    return path if path.exists() else cache_dir() / path.name
+
+
+def load_reader(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """Any reader ``reader.train`` writes, for training and tuning: (model, tokenizer, meta)."""
+    meta = json.loads((folder / "reader.json").read_text())
+    if "base" not in meta:  # the shipped MiniLM format
+        model, meta = load_model(folder)
+        return model, load_tokenizer(), meta
+    from transformers import AutoModelForQuestionAnswering
+
+    base = _base_folder(meta["base"])
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(str(folder), local_files_only=True)
+    model.eval()
+    return model, load_tokenizer(base), meta
+
+
 MAX_QUESTION_TOKENS = 64
 
 

@@ -19,6 +19,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,28 +28,38 @@ import numpy as np
 
 from reader.qa_model import (
     MODEL_DIR,
+    base_model_dir,
     clip_question,
     decode_spans,
     encode_windows,
+    load_reader,
     load_tokenizer,
     new_model,
+    save_adapter,
     save_model,
+    with_lora,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT = ROOT / "eval" / "squad_split.json"
 SQUAD_FILE = "squad/squad-v1.1-dev-36articles.json"
-# (file under qa-extra/, at most this many questions); the mix favours Wikipedia-like text
-EXTRA = [
-    ("squad-v1.1-train-partial.json", 5200),
-    ("squadshifts-new-wiki.json", 6000),
-    ("tydiqa-goldp-en-train.json", 3000),
-    ("nq-qed.json", 2000),
-    ("mlqa-en-dev.json", 1000),
-    ("quoref-dev-single-span.json", 1000),
-    ("squadshifts-reddit.json", 1000),
-    ("squadshifts-amazon-reviews.json", 1000),
+# (file under qa-extra/, at most this many questions; None: all of it). SQuAD train whole; the
+# others capped so Wikipedia-like text keeps the larger share. squad-v1.1-train-partial.json is a
+# subset of the whole train file and is left out (never train on both).
+EXTRA: list[tuple[str, int | None]] = [
+    ("squad-v1.1-train.json", None),
+    ("squadshifts-new-wiki.json", None),
+    ("tydiqa-goldp-en-train.json", None),
+    ("nq-qed.json", None),
+    ("mlqa-en-dev.json", None),
+    ("quoref-dev-single-span.json", None),
+    ("squadshifts-reddit.json", 3000),
+    ("squadshifts-amazon-reviews.json", 3000),
+    ("covid-qa.json", 1000),
+    ("qamr-dev-test.json", 3000),
 ]
+# crowd-written questions their paragraph does not answer (SQuAD 2.0): hard negatives
+UNANSWERABLE = "squad-v2.0-train-unanswerable-partial.json"
 
 
 MAX_F1_LOSS = 3.0  # F1 points on the tuning articles that abstention may cost
@@ -88,6 +99,8 @@ def examples_from(
         context = articles[ai][pi][0]
         answers = [a for a in qa.get("answers", []) if a.get("text")]
         if not answers:
+            if qa.get("is_impossible"):  # SQuAD 2.0: written to look answerable from this paragraph
+                out.append(Example(qa["question"], context, -1, "", source + ":unanswerable"))
             continue
         a = answers[0]
         out.append(Example(qa["question"], context, int(a["answer_start"]), a["text"], source))
@@ -100,12 +113,15 @@ def examples_from(
 
 
 def featurize(
-    tokenizer: Any, examples: list[Example], max_len: int, stride: int, rng: random.Random
-) -> list[dict[str, Any]]:
+    tokenizer: Any, examples: list[Example], max_len: int, stride: int, rng: random.Random,
+    keep_text: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Token windows with start/end labels (CLS for windows without the answer).
 
     Long contexts make many answer-free windows; at most one per question is kept, so
-    they teach abstention without swamping the spans.
+    they teach abstention without swamping the spans. ``keep_text`` adds what a teacher needs
+    to read the same window: the question, the context, the window's character span, the
+    token offsets and which tokens are context.
     """
     feats: list[dict[str, Any]] = []
     examples = [replace(e, question=clip_question(tokenizer, e.question)) for e in examples]
@@ -134,14 +150,16 @@ def featurize(
                 if ex_i in negatives_kept and ex.answer_start >= 0:
                     continue
                 negatives_kept.add(ex_i)
-            feats.append(
-                {
-                    "input_ids": enc["input_ids"][w],
-                    "token_type_ids": enc["token_type_ids"][w],
-                    "start": start,
-                    "end": end,
-                }
-            )
+            feat = {"input_ids": enc["input_ids"][w], "start": start, "end": end}
+            if "token_type_ids" in enc:
+                feat["token_type_ids"] = enc["token_type_ids"][w]
+            if keep_text and ctx:
+                feat.update(
+                    question=ex.question, context=ex.context, span=(offsets[ctx[0]][0], offsets[ctx[-1]][1]),
+                    offsets=np.array(offsets, dtype=np.int32),
+                    ctx_mask=np.array([s == 1 for s in seq]),
+                )  # fmt: skip
+            feats.append(feat)
     return feats
 
 
@@ -167,13 +185,17 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     for i, f in enumerate(batch):
         k = len(f["input_ids"])
         ids[i, :k] = torch.tensor(f["input_ids"])
-        types[i, :k] = torch.tensor(f["token_type_ids"])
+        if "token_type_ids" in f:
+            types[i, :k] = torch.tensor(f["token_type_ids"])
         mask[i, :k] = 1
-    return {
-        "input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+    out = {
+        "input_ids": ids, "attention_mask": mask,
         "start_positions": torch.tensor([f["start"] for f in batch]),
         "end_positions": torch.tensor([f["end"] for f in batch]),
     }  # fmt: skip
+    if "token_type_ids" in batch[0]:  # BERT has segment embeddings; MPNet has none
+        out["token_type_ids"] = types
+    return out
 
 
 def fit_calibration(diffs: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> tuple[float, float]:
@@ -230,13 +252,12 @@ def predict_best(
     import torch
 
     enc = encode_windows(tokenizer, question, contexts, meta["max_len"], meta["stride"])
+    device = next(model.parameters()).device
+    keys = ("input_ids", "attention_mask", "token_type_ids")
     with torch.no_grad():
-        out = model(
-            input_ids=torch.from_numpy(enc["input_ids"]),
-            attention_mask=torch.from_numpy(enc["attention_mask"]),
-            token_type_ids=torch.from_numpy(enc["token_type_ids"]),
-        )
-    spans = decode_spans(enc, out.start_logits.numpy(), out.end_logits.numpy(), meta["max_answer_tokens"])
+        out = model(**{k: torch.from_numpy(enc[k]).to(device) for k in keys if k in enc})
+    start, end = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+    spans = decode_spans(enc, start, end, meta["max_answer_tokens"])
     best: list[tuple[str, float]] = [("", -math.inf)] * len(contexts)
     for sp in spans:
         if sp.score - sp.null > best[sp.context][1]:
@@ -303,6 +324,38 @@ def tune(
     }
 
 
+CHECKPOINT_DIR = ROOT / ".citeqa" / "reader-train"
+
+
+def lr_factor(progress: float, warmup: float = 0.06) -> float:
+    """Linear warm-up over the first ``warmup`` of training, then linear decay to 0 at progress 1."""
+    if progress < warmup:
+        return max(progress / warmup, 1e-3)
+    return max(0.0, (1 - progress) / (1 - warmup))
+
+
+def load_examples(data: Path, split: dict[str, list[str]], limit: float, rng: random.Random) -> list[Example]:
+    """The training mix: our SQuAD training articles, the extra files (capped as ``EXTRA`` says)
+    and the SQuAD 2.0 unanswerable questions. Validation and tuning articles never enter."""
+    examples = examples_from(_read_squad(data / SQUAD_FILE, set(split["train"])), "squad-dev-train", rng)
+    held_out = set(split["validation"]) | set(split["tune"])
+    for name, cap in [*EXTRA, (UNANSWERABLE, None)]:
+        path = data / "qa-extra" / name
+        if not path.exists():
+            print(f"note: {path} not found, training without it", file=sys.stderr)
+            continue
+        articles = [
+            [(p["context"], p["qas"]) for p in a["paragraphs"]]
+            for a in json.loads(path.read_text(encoding="utf-8"))["data"]
+            if a.get("title") not in held_out
+        ]
+        n = None if cap is None else int(cap * limit)
+        examples += examples_from(articles, name, rng, limit=n)
+    if limit < 1:
+        examples = rng.sample(examples, int(len(examples) * limit))
+    return examples
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reader.train", description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -312,16 +365,43 @@ def main(argv: list[str] | None = None) -> int:
         help="folder holding squad/ and qa-extra/",
     )
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this trained reader folder (e.g. reader/model) instead of a fresh span head",
+    )
+    ap.add_argument(
+        "--base", type=Path, default=None, help="encoder folder to train on (default: the bundled MiniLM)"
+    )
+    ap.add_argument("--lora", type=int, default=0, help="train LoRA adapters of this rank (needs peft)")
+    ap.add_argument("--teacher", type=Path, default=None, help="a trained reader to distil from")
+    ap.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's targets in the loss")
+    ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--max-len", type=int, default=192)
     ap.add_argument("--stride", type=int, default=64)
-    ap.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="training time budget (all resumed runs together); the learning rate decays to 0 by then",
+    )
     ap.add_argument(
         "--limit", type=float, default=1.0, help="use this share of the training data (smoke runs)"
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="bf16 autocast (auto: where the CPU has native bfloat16)")  # fmt: skip
+    ap.add_argument("--checkpoint", type=Path, default=CHECKPOINT_DIR, help="where progress is saved")
+    ap.add_argument("--save-every", type=float, default=10.0, help="minutes between checkpoints")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint of an earlier run")
+    ap.add_argument(
+        "--pause-at", type=int, default=None, help="checkpoint at this step and stop (--resume goes on)"
+    )
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument(
         "--tune-only",
@@ -336,80 +416,156 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    from models.bert import resolve_precision
+
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     if args.tune_only:
-        from reader.qa_model import load_model
-
-        trained, shipped = load_model(args.out)
-        shipped.update(tune(trained, load_tokenizer(), args.data, shipped, rng))
+        trained, tok, shipped = load_reader(args.out)
+        shipped.update(tune(trained, tok, args.data, shipped, rng))
         (args.out / "reader.json").write_text(json.dumps(shipped, indent=2) + "\n")
         print(json.dumps({k: shipped[k] for k in ("threshold", "calibration", "tune")}, indent=2))
         print(f"rewrote {args.out / 'reader.json'}")
         return 0
     t_start = time.time()
+    # what makes a checkpoint resumable: the same data plan and optimisation settings
+    keys = ("init", "epochs", "batch_size", "lr", "max_len", "stride", "limit", "seed", "max_minutes")
+    recipe = {k: str(getattr(args, k)) for k in keys}
+    recipe.update({k: str(getattr(args, k)) for k in ("base", "lora", "teacher", "alpha", "temperature")
+                   if getattr(args, k) not in (None, 0, ap.get_default(k))})  # fmt: skip
+    ckpt_file = args.checkpoint / "state.pt"
+    state: dict[str, Any] | None = None
+    if args.resume:
+        if not ckpt_file.exists():
+            print(f"error: --resume: no checkpoint at {ckpt_file}", file=sys.stderr)
+            return 2
+        state = torch.load(ckpt_file, weights_only=False)
+        if state["recipe"] != recipe:
+            diff = {k: (state["recipe"].get(k), v) for k, v in recipe.items() if state["recipe"].get(k) != v}
+            print(f"error: --resume: the checkpoint was made with other settings {diff}", file=sys.stderr)
+            return 2
+    elif ckpt_file.exists():
+        print(f"note: starting afresh; the checkpoint at {ckpt_file} is replaced (--resume continues it)")
+
     split = json.loads(SPLIT.read_text())
-    examples = examples_from(_read_squad(squad, set(split["train"])), "squad-dev-train", rng)
-    for name, cap in EXTRA:
-        path = args.data / "qa-extra" / name
-        if path.exists():
-            examples += examples_from(_read_squad(path), name, rng, limit=int(cap * args.limit))
-    if args.limit < 1:
-        examples = rng.sample(examples, int(len(examples) * args.limit))
-    tokenizer = load_tokenizer()
-    feats = featurize(tokenizer, examples, args.max_len, args.stride, rng)
+    examples = load_examples(args.data, split, args.limit, rng)
+    tokenizer = load_tokenizer(args.base)
+    feats = featurize(tokenizer, examples, args.max_len, args.stride, rng, keep_text=args.teacher is not None)
     n_neg = sum(1 for f in feats if f["start"] == 0)
     print(f"{len(examples)} examples -> {len(feats)} windows ({n_neg} without an answer)", flush=True)
 
-    model = new_model()
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    model.train()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.init is not None:
+        model, _, _ = load_reader(args.init)
+    else:
+        model = new_model(args.base)
+    model.get_input_embeddings().weight.requires_grad_(False)
+    if args.lora:
+        model = with_lora(model, args.lora)
+    model.to(device).train()
+    teacher = None
+    if args.teacher is not None:
+        from reader.distill import Teacher
+
+        t_model, t_tokenizer, _ = load_reader(args.teacher)
+        teacher = Teacher(t_model.to(device).eval(), t_tokenizer, temperature=args.temperature)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     plan = [b for e in range(math.ceil(args.epochs)) for b in batches(feats, args.batch_size, rng)]
     plan = plan[: int(len(plan) * args.epochs / math.ceil(args.epochs))]
-    warmup = max(1, int(0.06 * len(plan)))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) / max(1, len(plan) - warmup)))
-    )
+    precision = resolve_precision(args.precision) if device.type == "cpu" else "bf16"
+    done, seen, spent = 0, 0, 0.0  # steps, windows and training seconds of earlier runs
+    if state is not None:
+        model.load_state_dict(state["model"], strict=False)
+        opt.load_state_dict(state["optimizer"])
+        done, seen, spent = state["step"], state["seen"], state["seconds"]
+        print(f"resuming at step {done}/{len(plan)} after {spent / 60:.1f} min", flush=True)
+
+    def save_checkpoint(step: int, seconds: float) -> None:
+        args.checkpoint.mkdir(parents=True, exist_ok=True)
+        trainable = {k: v for k, v in model.named_parameters() if v.requires_grad}
+        tmp = ckpt_file.with_suffix(".tmp")
+        torch.save({"recipe": recipe, "model": trainable, "optimizer": opt.state_dict(), "step": step,
+                    "seen": seen, "seconds": seconds}, tmp)  # fmt: skip
+        tmp.replace(ckpt_file)
+
+    budget = args.max_minutes * 60 if args.max_minutes else math.inf
     t0 = time.time()
-    seen = 0
-    steps_done = 0
-    for step, batch in enumerate(plan, start=1):
-        out = model(**collate(batch))
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        seen += len(batch)
-        steps_done = step
-        if step % 25 == 0 or step == len(plan):
-            el = time.time() - t0
-            eta = el / step * (len(plan) - step)
-            print(f"step {step}/{len(plan)} loss {out.loss.item():.3f} {seen / el:.1f} windows/s "
-                  f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min", flush=True)  # fmt: skip
-        if args.max_minutes and time.time() - t0 > args.max_minutes * 60:
-            print(f"stopping at step {step}: --max-minutes reached", flush=True)
-            break
-    train_minutes = (time.time() - t0) / 60
+    last_save = t0
+    step = done
+    loss = math.nan
+    print(f"training: {len(plan)} steps planned, precision {precision}, {torch.get_num_threads()} threads"
+          + (f", budget {args.max_minutes:g} min" if args.max_minutes else ""), flush=True)  # fmt: skip
+    try:
+        for step in range(done + 1, len(plan) + 1):
+            elapsed = spent + time.time() - t0
+            if elapsed >= budget:
+                print(f"stopping at step {step - 1}: --max-minutes reached", flush=True)
+                step -= 1
+                break
+            progress = max((step - 1) / len(plan), elapsed / budget)
+            for g in opt.param_groups:
+                g["lr"] = args.lr * lr_factor(progress)
+            batch = plan[step - 1]
+            inputs = {k: v.to(device) for k, v in collate(batch).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model(**inputs)
+            loss_t = out.loss
+            if teacher is not None:
+                from reader.distill import kd_loss
+
+                soft_start, soft_end = teacher.targets(batch, inputs["input_ids"].shape[1], device)
+                mask = inputs["attention_mask"].bool()
+                kd = kd_loss(out.start_logits, soft_start, mask, args.temperature)
+                kd = (kd + kd_loss(out.end_logits, soft_end, mask, args.temperature)) / 2
+                loss_t = (1 - args.alpha) * out.loss + args.alpha * kd
+            loss_t.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad()
+            seen += len(batch)
+            loss = loss_t.item()
+            if step % 25 == 0 or step == len(plan):
+                el = spent + time.time() - t0
+                eta = min(el / step * (len(plan) - step), max(0.0, budget - el))
+                print(f"step {step}/{len(plan)} loss {loss:.3f} {seen / el:.1f} windows/s "
+                      f"elapsed {el / 60:.1f} min eta {eta / 60:.1f} min", flush=True)  # fmt: skip
+            if time.time() - last_save > args.save_every * 60:
+                save_checkpoint(step, spent + time.time() - t0)
+                last_save = time.time()
+            if args.pause_at is not None and step >= args.pause_at:
+                save_checkpoint(step, spent + time.time() - t0)
+                print(f"paused at step {step}: saved to {ckpt_file}; --resume goes on", flush=True)
+                return 0
+    except KeyboardInterrupt:
+        save_checkpoint(step - 1, spent + time.time() - t0)
+        print(f"\ninterrupted: saved step {step - 1} to {ckpt_file}; --resume continues", file=sys.stderr)
+        return 130
+    save_checkpoint(step, spent + time.time() - t0)
+    train_minutes = (spent + time.time() - t0) / 60
     model.eval()
     meta: dict[str, Any] = {
         "max_len": 256, "stride": 96, "max_answer_tokens": 30,
         "train": {
             "examples": len(examples), "windows": len(feats), "windows_without_answer": n_neg,
-            "steps": steps_done, "planned_steps": len(plan), "batch_size": args.batch_size, "lr": args.lr,
-            "epochs": args.epochs, "train_max_len": args.max_len, "train_stride": args.stride,
+            "steps": step, "planned_steps": len(plan), "windows_seen": seen, "batch_size": args.batch_size,
+            "lr": args.lr, "epochs": args.epochs, "train_max_len": args.max_len, "train_stride": args.stride,
+            "init": str(args.init) if args.init else f"{(args.base or base_model_dir()).name}, new head",
+            "lora_rank": args.lora or None, "teacher": str(args.teacher) if args.teacher else None,
+            "device": device.type,
             "frozen": "word embeddings", "seed": args.seed, "minutes": round(train_minutes, 1),
-            "threads": torch.get_num_threads(),
-            "sources": sorted({e.source for e in examples}),
+            "threads": torch.get_num_threads(), "precision": precision,
+            "sources": {src: n for src, n in sorted(Counter(e.source for e in examples).items())},
         },
     }  # fmt: skip
     meta.update(tune(model, tokenizer, args.data, meta, rng))
     meta["train"]["total_minutes"] = round((time.time() - t_start) / 60, 1)
-    save_model(model, args.out, meta)
+    if args.lora or args.base is not None:
+        save_adapter(model, args.out, meta, args.base)
+    else:
+        save_model(model.cpu(), args.out, meta)
     print(json.dumps({k: meta[k] for k in ("threshold", "calibration", "tune")}, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -50,7 +50,7 @@ class TrainedReader:
             raise FileNotFoundError(f"no trained reader in {self.model_dir} (make train-reader builds one)")
         import json
 
-        from index.bert import load_qa, load_tokenizer
+        from models.bert import load_qa, load_tokenizer
 
         base = base_model_dir()
         self.meta = json.loads((self.model_dir / "reader.json").read_text())

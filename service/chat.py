@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.agreement import Citation
 from service.errors import BadInputError
 from service.pipeline import AskResult, Pipeline
 
@@ -84,24 +85,28 @@ def _quote(text: str, width: int = 300) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _sentence_around(result: AskResult, passage_id: str, doc_id: str, start: int, end: int) -> str:
-    """The passage sentence holding [start, end) (falls back to the span itself)."""
-    passage = result.index.passage(passage_id) if result.index is not None else None
-    if passage is not None:
-        for s, e in passage.sentences:
-            if s <= start and end <= e:
-                return passage.text[s - passage.start : e - passage.start]
-    return result.text(doc_id, start, end)
-
-
 def _annotation(kind: str, index: int, start_index: int, end_index: int, **cite: Any) -> dict[str, Any]:
     """OpenAI's ``url_citation`` shape, so chat UIs can show it, plus citeqa's own fields."""
     body = {"start_index": start_index, "end_index": end_index, "index": index, "kind": kind, **cite}
     return {"type": "url_citation", "url_citation": body}
 
 
+def _source(
+    result: AskResult, base_url: str, doc_id: str, start: int, end: int, passage_id: str
+) -> dict[str, Any]:
+    """An annotation's document fields: the title, a link, the offsets."""
+    return {
+        "title": result.title(doc_id), "url": f"{base_url}/documents/{doc_id}", "doc_id": doc_id,
+        "start": start, "end": end, "passage_id": passage_id,
+    }  # fmt: skip
+
+
 def compose(result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The reply text and its annotations; links point at ``base_url``/documents/..."""
+    """The reply text and its annotations; links point at ``base_url``/documents/...
+
+    When documents disagree, the reply says so and gives each side with its own citations
+    (annotations of kind ``conflict``); otherwise it gives the best answer (kind ``answer``).
+    """
     parts: list[str] = []
     annotations: list[dict[str, Any]] = []
     pos = 0
@@ -113,32 +118,33 @@ def compose(result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, 
         return pos - len(s)
 
     if result.answers:
-        best = result.answers[0]
-        a_start = add(best.answer.text)
-        a_end = pos
-        sources = []
-        for n, c in enumerate(best.citations, start=1):
-            add(f" [{n}]")
-            sources.append((n, c.doc_id, c.start, c.end, c.passage_id))
-        add(f"\n\n(confidence {best.answer.score:.2f})\n\nSources:\n")
-        for n, doc_id, start, end, passage_id in sources:
-            add(f"[{n}] {result.title(doc_id)} — {doc_id}:{start}-{end}\n    “")
-            add(_quote(_sentence_around(result, passage_id, doc_id, start, end)))
+        conflict = result.agreement == "conflict"
+        shown = [m for m in result.answers if m.conflict] if conflict else result.answers[:1]
+        if conflict:
+            add("The sources disagree:\n")
+        sources: list[tuple[int, Citation, int, int]] = []  # marker, citation, its answer in the content
+        for i, m in enumerate(shown, start=1):
+            if conflict:
+                add(f"{i}. ")
+            a_start = add(m.answer.text)
+            a_end = pos
+            for c in m.citations:
+                sources.append((len(sources) + 1, c, a_start, a_end))
+                add(f" [{len(sources)}]")
+            if conflict:
+                add("\n")
+        scores = " and ".join(f"{m.answer.score:.2f}" for m in shown)
+        agree = f"; {shown[0].documents} documents agree" if result.agreement == "agree" else ""
+        add("\n" if conflict else "\n\n")  # a conflict's last line has ended already
+        add(f"(confidence {scores}{agree})\n\nSources:\n")
+        for n, c, a_start, a_end in sources:
+            add(f"[{n}] {result.title(c.doc_id)} — {c.doc_id}:{c.start}-{c.end}\n    “")
+            add(_quote(result.sentence(c.passage_id, c.doc_id, c.start, c.end)[1]))
             add("”\n")
+            where = _source(result, base_url, c.doc_id, c.start, c.end, c.passage_id)
+            text = result.text(c.doc_id, c.start, c.end)
             annotations.append(
-                _annotation(
-                    "answer",
-                    n,
-                    a_start,
-                    a_end,
-                    title=result.title(doc_id),
-                    url=f"{base_url}/documents/{doc_id}",
-                    doc_id=doc_id,
-                    start=start,
-                    end=end,
-                    passage_id=passage_id,
-                    text=result.text(doc_id, start, end),
-                )  # fmt: skip
+                _annotation("conflict" if conflict else "answer", n, a_start, a_end, **where, text=text)
             )
     else:
         add("The documents do not answer this question.")
@@ -150,20 +156,8 @@ def compose(result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, 
             q_start = add(_quote(ps.search_text or ps.text))
             q_end = pos
             add("”\n")
-            annotations.append(
-                _annotation(
-                    "passage",
-                    n,
-                    q_start,
-                    q_end,
-                    title=result.title(ps.doc_id),
-                    url=f"{base_url}/documents/{ps.doc_id}",
-                    doc_id=ps.doc_id,
-                    start=ps.start,
-                    end=ps.end,
-                    passage_id=ps.passage_id,
-                )  # fmt: skip
-            )
+            where = _source(result, base_url, ps.doc_id, ps.start, ps.end, ps.passage_id)
+            annotations.append(_annotation("passage", n, q_start, q_end, **where))
     return "".join(parts).rstrip("\n"), annotations
 
 

@@ -71,38 +71,62 @@ def _page(page: int | None) -> str:
     return f", p. {page}" if page is not None else ""
 
 
+def _answer_lines(result: Any, n: int, m: Any, quote: bool) -> list[str]:
+    """One answer: its text and score, where it is cited, and (``quote``) its sentence."""
+    a = m.answer
+    sources = f", {m.documents} documents" if m.documents > 1 else ""
+    lines = [
+        f"{n}. {a.text}    (score {a.score:.2f}{sources})",
+        f"   cited from {a.doc_id}:{a.start}-{a.end}{_page(result.page(a.doc_id, a.start))} — "
+        f"{result.title(a.doc_id)}",
+    ]
+    for c in m.citations[1:]:
+        worded = "" if c.text == a.text else f" as “{c.text}”"
+        page = _page(result.page(c.doc_id, c.start))
+        lines.append(f"   also in {c.doc_id}:{c.start}-{c.end}{page} — {result.title(c.doc_id)}{worded}")
+    if quote:  # the sentence that holds the answer, the answer in **bold**
+        s, sentence = result.sentence(a.passage_id, a.doc_id, a.start, a.end)
+        lines.append("   " + _one_line(_marked(sentence, a.start - s, a.end - s), 600))
+    return lines
+
+
+def format_answers(result: Any, verbose: bool = False) -> str:
+    """What ``citeqa ask`` prints: the answers, the sides of a disagreement first, or the closest
+    passages when the documents do not answer."""
+    if not result.answers:
+        lines = ["No answer found in the documents. Closest passages:"]
+        for h in result.hits[:3]:
+            ps = h.passage
+            lines.append(
+                f"  - {ps.doc_id}:{ps.start}-{ps.end}{_page(ps.page)} ({result.title(ps.doc_id)}): "
+                f"{_one_line(ps.text, 200)}"
+            )
+        return "\n".join(lines)
+    numbered = list(enumerate(result.answers, start=1))
+    if result.agreement != "conflict":
+        return "\n".join(line for n, m in numbered for line in _answer_lines(result, n, m, verbose or n == 1))
+    lines = ["Sources disagree:"]
+    for n, m in numbered:
+        if m.conflict:
+            lines += _answer_lines(result, n, m, quote=True)
+    rest = [(n, m) for n, m in numbered if not m.conflict]
+    if rest:
+        lines.append("Other answers:")
+        for n, m in rest:
+            lines += _answer_lines(result, n, m, quote=verbose)
+    return "\n".join(lines)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from service.schemas import ask_response
 
     p = _pipeline(args)
     p.warm_up()
     result = p.ask(args.question, args.top_k)
-    body = ask_response(result)
     if args.json:
-        print(body.model_dump_json(indent=2))
-        return 0
-    by_id = {h.passage.passage_id: h.passage for h in result.hits}
-    if not body.answers:
-        print("No answer found in the documents. Closest passages:")
-        for ps in body.passages[:3]:
-            print(
-                f"  - {ps.doc_id}:{ps.start}-{ps.end}{_page(ps.page)} ({ps.title}): {_one_line(ps.text, 200)}"
-            )
-        return 0
-    for n, a in enumerate(body.answers, start=1):
-        print(f"{n}. {a.text}    (score {a.score:.2f})")
-        print(f"   cited from {a.doc_id}:{a.start}-{a.end}{_page(a.page)} — {result.title(a.doc_id)}")
-        for c in a.citations[1:]:
-            print(f"   also in {c.doc_id}:{c.start}-{c.end}{_page(c.page)}")
-        passage = by_id.get(a.passage_id)
-        if passage is not None and (args.verbose or n == 1):
-            # show the sentence that holds the answer, the answer in **bold**
-            s, e = next(
-                ((s, e) for s, e in passage.sentences if s <= a.start and a.end <= e), (a.start, a.end)
-            )
-            s, e = min(s, a.start), max(e, a.end)
-            sentence = passage.text[s - passage.start : e - passage.start]
-            print("   " + _one_line(_marked(sentence, a.start - s, a.end - s), 600))
+        print(ask_response(result).model_dump_json(indent=2))
+    else:
+        print(format_answers(result, args.verbose))
     return 0
 
 

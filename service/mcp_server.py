@@ -7,12 +7,14 @@ by the HTTP app. Built with the official ``mcp`` SDK, 1.x API.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from service.agreement import MergedAnswer
 from service.errors import CiteqaError
+from service.pipeline import AskResult as Result
 from service.pipeline import Pipeline
 from service.schemas import AnswerOut, PassageOut, ask_response, passages_out
 
@@ -28,12 +30,31 @@ class Citation(BaseModel):
     quote: str = Field(..., description="document.text[start:end]")
 
 
+class Side(BaseModel):
+    """One of the incompatible answers documents give."""
+
+    answer: str = Field(..., description="verbatim span of a document")
+    score: float
+    documents: int = Field(..., description="how many distinct documents state it")
+    citations: list[Citation]
+
+
 class AskResult(BaseModel):
     question: str
     answered: bool = Field(..., description="false when the documents do not answer the question")
+    agreement: Literal["none", "single", "agree", "conflict"] = Field(
+        "none",
+        description="none: not answered; single: one document states the answer; agree: two or more "
+        "do; conflict: documents give incompatible answers (the others are in disagreeing_answers)",
+    )
     answer: str | None = Field(None, description="verbatim span of a document")
     score: float | None = Field(None, description="confidence in [0, 1]")
-    citations: list[Citation] = Field(default_factory=list, description="where the answer stands")
+    documents: int = Field(0, description="how many distinct documents state the answer")
+    citations: list[Citation] = Field(default_factory=list, description="every place that states the answer")
+    disagreeing_answers: list[Side] = Field(
+        default_factory=list,
+        description="when agreement is conflict: the incompatible answers, with citations",
+    )
     other_answers: list[AnswerOut] = Field(default_factory=list)
     passages: list[PassageOut] = Field(default_factory=list, description="the passages that were read")
 
@@ -41,6 +62,20 @@ class AskResult(BaseModel):
 class SearchResult(BaseModel):
     query: str
     passages: list[PassageOut]
+
+
+def _citations(result: Result, m: MergedAnswer) -> list[Citation]:
+    return [
+        Citation(
+            doc_id=c.doc_id,
+            title=result.title(c.doc_id),
+            start=c.start,
+            end=c.end,
+            passage_id=c.passage_id,
+            quote=result.text(c.doc_id, c.start, c.end),
+        )  # fmt: skip
+        for c in m.citations
+    ]
 
 
 def document_uri(doc_id: str) -> str:
@@ -57,7 +92,8 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         instructions=(
             "Answers questions from a fixed set of documents with verbatim quotes. Every answer comes "
             "with citations: doc_id and character offsets, so document.text[start:end] == quote. "
-            "When answered is false, the documents do not answer the question: say so."
+            "When answered is false, the documents do not answer the question: say so. When agreement "
+            "is conflict, the documents disagree: say so and give each answer with its source."
         ),
         host=host,
         stateless_http=True,
@@ -75,21 +111,21 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
             raise ToolError(str(exc)) from None
         if not body.answers:
             return AskResult(question=body.question, answered=False, passages=body.passages)
-        best = body.answers[0]
-        citations = [
-            Citation(
-                doc_id=c.doc_id,
-                title=result.title(c.doc_id),
-                start=c.start,
-                end=c.end,
-                passage_id=c.passage_id,
-                quote=result.text(c.doc_id, c.start, c.end),
-            )  # fmt: skip
-            for c in best.citations
+        best = result.answers[0]
+        sides = [
+            Side(
+                answer=m.answer.text,
+                score=m.answer.score,
+                documents=m.documents,
+                citations=_citations(result, m),
+            )
+            for m in result.answers[1:]
+            if m.conflict
         ]
         return AskResult(
-            question=body.question, answered=True, answer=best.text, score=best.score, citations=citations,
-            other_answers=body.answers[1:], passages=body.passages,
+            question=body.question, answered=True, agreement=body.agreement, answer=best.answer.text,
+            score=best.answer.score, documents=best.documents, citations=_citations(result, best),
+            disagreeing_answers=sides, other_answers=body.answers[1:], passages=body.passages,
         )  # fmt: skip
 
     @mcp.tool()

@@ -1,9 +1,8 @@
-"""retrieve -> read -> merge: the one verb every front end calls."""
+"""retrieve -> read -> merge and agree: the one verb every front end calls."""
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from index import (
     text_sha256,
 )
 from index.store import REBUILD_HINT
-from reader import Answer, BaselineReader, Reader, TrainedReader
+from reader import BaselineReader, Reader, TrainedReader
+from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
 log = logging.getLogger(__name__)
@@ -34,28 +34,17 @@ READERS = ("trained", "baseline")
 
 
 @dataclass(frozen=True)
-class Citation:
-    doc_id: str
-    start: int
-    end: int
-    passage_id: str
-
-
-@dataclass(frozen=True)
-class MergedAnswer:
-    """An answer plus every other place the same text was found (``citations``)."""
-
-    answer: Answer
-    citations: tuple[Citation, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
 class AskResult:
     question: str
     answers: list[MergedAnswer]
     hits: list[Hit]  # the passages that were read (top_k)
     retrieved: list[Hit] = field(default_factory=list)  # everything retrieved (>= hits), for evaluation
     index: Index | None = None  # the collection state it was answered from
+
+    @property
+    def agreement(self) -> Agreement:
+        """Whether the documents agree on the answer: none, single, agree or conflict."""
+        return agreement_of(self.answers)
 
     @property
     def version(self) -> int:
@@ -68,34 +57,20 @@ class AskResult:
         doc = self.index.document(doc_id) if self.index is not None else None
         return doc.text[start:end] if doc is not None else ""
 
+    def page(self, doc_id: str, offset: int) -> int | None:
+        """The 1-based page of the document that holds ``offset`` (None for formats without pages)."""
+        doc = self.index.document(doc_id) if self.index is not None else None
+        return doc.page_at(offset) if doc is not None else None
 
-def _norm(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
-def merge_answers(answers: list[Answer]) -> list[MergedAnswer]:
-    """Fold answers whose text is the same (ignoring case and punctuation) into one.
-
-    The best-scoring occurrence is the answer; the others become extra citations, and
-    agreement between passages nudges the score up (1 - prod(1 - s)).
-    """
-    groups: dict[str, list[Answer]] = {}
-    for a in answers:
-        groups.setdefault(_norm(a.text) or a.text, []).append(a)
-    merged = []
-    for group in groups.values():
-        group.sort(key=lambda a: -a.score)
-        best = group[0]
-        miss = 1.0
-        for a in group:
-            miss *= 1.0 - a.score
-        score = round(1.0 - miss, 4) if len(group) > 1 else best.score
-        cites = tuple(Citation(a.doc_id, a.start, a.end, a.passage_id) for a in group)
-        merged.append(
-            MergedAnswer(Answer(best.text, score, best.doc_id, best.start, best.end, best.passage_id), cites)
-        )
-    merged.sort(key=lambda m: -m.answer.score)
-    return merged
+    def sentence(self, passage_id: str, doc_id: str, start: int, end: int) -> tuple[int, str]:
+        """The passage sentence that holds [start, end): its document offset and its text
+        (the span itself where there is none)."""
+        passage = self.index.passage(passage_id) if self.index is not None else None
+        if passage is not None:
+            for s, e in passage.sentences:
+                if s <= start and end <= e:
+                    return s, passage.text[s - passage.start : e - passage.start]
+        return start, self.text(doc_id, start, end)
 
 
 def make_reader(
@@ -165,7 +140,7 @@ class Pipeline:
         self.reader = make_reader(reader, self.embedder, reader_threshold, precision)
         self.index: Index | None = None
         # queries run in parallel: the tokenizers are set up once and never changed, and the
-        # models' forward passes take turns (index.bert.COMPUTE), each on every core
+        # models' forward passes take turns (models.bert.COMPUTE), each on every core
         self._write_lock = threading.Lock()
         self._writer = write_embedder  # writes embed with their own copy, off the read lock
         self._token: object = None
@@ -417,7 +392,8 @@ class Pipeline:
     def ask(
         self, question: str, top_k: int = READ_K, retrieve_k: int | None = None, query: str | None = None
     ) -> AskResult:
-        """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, merge answers.
+        """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, group the answers
+        that state the same fact and mark the ones on which documents disagree.
 
         ``query``, when given, is what retrieval searches for (a question refined by earlier
         turns of a chat); the reader still reads ``question``.
@@ -427,7 +403,8 @@ class Pipeline:
         retrieved = index.search(query or question, max(top_k, retrieve_k or 0))
         hits = retrieved[:top_k]
         answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
-        return AskResult(question, merge_answers(answers), hits, retrieved, index)
+        read = {h.passage.passage_id: f"{index.title(h.passage.doc_id)}\n{h.passage.text}" for h in hits}
+        return AskResult(question, merge_answers(answers, question, read), hits, retrieved, index)
 
     def document(self, doc_id: str) -> Document:
         index = self.current()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from index import Hit
-from service.pipeline import AskResult, MergedAnswer
+from service.agreement import MergedAnswer
+from service.pipeline import AskResult
 
 
 class AskRequest(BaseModel):
@@ -23,6 +26,9 @@ class CitationOut(BaseModel):
     end: int
     passage_id: str
     page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
+    text: str = Field(
+        "", description="verbatim: documents[doc_id].text[start:end]; may word the answer differently"
+    )
 
 
 class AnswerOut(BaseModel):
@@ -34,8 +40,10 @@ class AnswerOut(BaseModel):
     passage_id: str
     page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
     citations: list[CitationOut] = Field(
-        default_factory=list, description="every place this answer was found"
+        default_factory=list, description="every place that states this answer, in any wording"
     )
+    documents: int = Field(1, description="how many distinct documents state it")
+    conflict: bool = Field(False, description="one side of a disagreement between documents")
 
 
 class PassageOut(BaseModel):
@@ -53,6 +61,11 @@ class AskResponse(BaseModel):
     question: str
     answers: list[AnswerOut]
     passages: list[PassageOut]
+    agreement: Literal["none", "single", "agree", "conflict"] = Field(
+        "none",
+        description="none: no answer; single: the answer rests on one document; agree: two or more "
+        "documents state it; conflict: documents give incompatible answers (those marked conflict)",
+    )
     version: int = Field(0, description="the collection version that answered")
 
 
@@ -115,11 +128,6 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-def _page(result: AskResult | None, doc_id: str, offset: int) -> int | None:
-    doc = result.index.document(doc_id) if result is not None and result.index is not None else None
-    return doc.page_at(offset) if doc is not None else None
-
-
 def pages_out(pages: tuple[tuple[int, int], ...]) -> list[PageOut] | None:
     return [PageOut(page=n, start=s, end=e) for n, (s, e) in enumerate(pages, start=1)] or None
 
@@ -133,13 +141,15 @@ def answer_out(m: MergedAnswer, result: AskResult | None = None) -> AnswerOut:
             start=c.start,
             end=c.end,
             passage_id=c.passage_id,
-            page=_page(result, c.doc_id, c.start),
-        )  # fmt: skip
+            text=c.text,
+            page=result.page(c.doc_id, c.start) if result else None,
+        )
         for c in m.citations
     ]
     return AnswerOut(
         text=a.text, score=a.score, doc_id=a.doc_id, start=a.start, end=a.end, passage_id=a.passage_id,
-        page=_page(result, a.doc_id, a.start), citations=cites,
+        page=result.page(a.doc_id, a.start) if result else None, citations=cites,
+        documents=m.documents, conflict=m.conflict,
     )  # fmt: skip
 
 
@@ -165,5 +175,6 @@ def ask_response(result: AskResult) -> AskResponse:
         question=result.question,
         answers=[answer_out(m, result) for m in result.answers],
         passages=passages_out(result),
+        agreement=result.agreement,
         version=result.version,
     )

@@ -108,3 +108,76 @@ def live_server(pipeline, index_dir):
     proc, url = spawn_server(index_dir)
     yield url
     stop_server(proc)
+
+
+# Three short documents on one invented subject: two agree on the year (in other words), a
+# third disagrees. Answers come from a scripted reader, so scores are fixed, not the model's.
+SCRIPTED_DOCS = {
+    "mill_register.txt": "Harlow Mill\n\nHarlow Mill was built in 1850 by the engineer John Carter. "
+    "It ground corn for the village until 1931.",
+    "mill_history.txt": "The story of Harlow Mill\n\nHarlow Mill opened on 3 May 1850. Its builder, "
+    "John Carter, also built the village church.",
+    "mill_blog.txt": "Visiting Harlow Mill\n\nLocals say Harlow Mill dates from 1862, when its "
+    "first stones were turned.",
+}
+SCRIPT = {  # question -> [(doc_id, answer text, score)]
+    "When was Harlow Mill built?": [
+        ("mill_register.txt", "1850", 0.9),
+        ("mill_blog.txt", "1862", 0.8),
+        ("mill_history.txt", "3 May 1850", 0.6),
+    ],
+    "Who built Harlow Mill?": [
+        ("mill_register.txt", "John Carter", 0.9),
+        ("mill_history.txt", "John Carter", 0.7),
+    ],
+    "Until when did Harlow Mill grind corn?": [("mill_register.txt", "1931", 0.8)],
+    "What colour is Harlow Mill?": [],
+}
+
+
+class ScriptedReader:
+    """Finds the scripted answers of a question in the passages it is given, with set scores."""
+
+    name = "scripted"
+
+    def warm_up(self) -> None:
+        pass
+
+    def read(self, question, passages, top_n=3):
+        from reader import Answer
+
+        out = []
+        for doc_id, text, score in SCRIPT.get(question, []):
+            for p in passages:
+                if p.doc_id == doc_id and text in p.text:
+                    start = p.start + p.text.index(text)
+                    out.append(Answer(text, score, doc_id, start, start + len(text), p.passage_id))
+                    break
+        return sorted(out, key=lambda a: -a.score)[:top_n]
+
+
+@pytest.fixture(scope="session")
+def scripted_pipeline(tmp_path_factory, embedder):
+    """A pipeline over SCRIPTED_DOCS whose reader answers from SCRIPT."""
+    from corpus import Document
+    from service import Pipeline
+
+    docs = [Document(d, text.split("\n")[0], text) for d, text in SCRIPTED_DOCS.items()]
+    folder = tmp_path_factory.mktemp("scripted")
+    p = Pipeline(
+        corpus_dir=folder, index_dir=folder / "index", documents=docs, embedder=embedder,
+        write_embedder=embedder, reader="baseline",
+    )  # fmt: skip
+    p.reader = ScriptedReader()
+    p.warm_up(build_if_needed=True)
+    return p
+
+
+@pytest.fixture(scope="session")
+def scripted_client(scripted_pipeline):
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+
+    with TestClient(create_app(pipeline=scripted_pipeline)) as c:
+        yield c

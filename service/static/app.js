@@ -87,6 +87,20 @@ function passageItem(p) {
     el("p", { class: "passage" }, p.text));
 }
 
+// an answer: its text, score, source, and its passage with the answer highlighted
+function answerBlock(a, passages, attrs) {
+  const p = passages.get(a.passage_id);
+  const sources = (a.documents || 1) > 1 ? ` · stated by ${a.documents} documents` : "";
+  const block = el("div", { class: "answer-block" },
+    el("p", { class: "answer-text", ...attrs }, a.text),
+    el("p", { class: "meta" },
+      `score ${(a.score * 100).toFixed(0)}%${sources} · `, el("strong", {}, p ? p.title : a.doc_id), " · ",
+      el("span", { class: "cite" }, `${a.doc_id}:${a.start}-${a.end}`), " · ",
+      docLink(a.doc_id, a.start, a.end, "open document")));
+  if (p) block.append(highlighted(p.text, a.start - p.start, a.end - p.start));
+  return block;
+}
+
 let lastBody = null;
 
 function render(body) {
@@ -100,21 +114,24 @@ function render(body) {
     body.passages.forEach((p) => others.append(passageItem(p)));
     othersHeading.textContent = "Closest passages";
   } else {
-    const best = body.answers[0];
-    const p = passages.get(best.passage_id);
-    answerBox.append(el("p", { class: "answer-text", id: "answer-text" }, best.text));
-    answerBox.append(el("p", { class: "meta" },
-      `score ${(best.score * 100).toFixed(0)}% · `, el("strong", {}, p ? p.title : best.doc_id), " · ",
-      el("span", { class: "cite" }, `${best.doc_id}:${best.start}-${best.end}`), " · ",
-      docLink(best.doc_id, best.start, best.end, "open document")));
-    if (p) answerBox.append(highlighted(p.text, best.start - p.start, best.end - p.start));
-    const shown = new Set([best.passage_id]);
-    for (const a of body.answers.slice(1)) {
-      const q = passages.get(a.passage_id);
-      if (!q || shown.has(a.passage_id)) continue;
-      shown.add(a.passage_id);
+    // when documents disagree, every side is shown in its own passage, under a notice
+    const conflict = body.agreement === "conflict";
+    const main = conflict ? body.answers.filter((a) => a.conflict) : [body.answers[0]];
+    if (conflict) {
+      answerBox.append(el("p", { class: "conflict-notice", id: "conflict", role: "alert" },
+        el("strong", {}, "Sources disagree."),
+        ` The documents give ${main.length} incompatible answers; each is shown in its passage.`));
+    }
+    main.forEach((a, i) => answerBox.append(answerBlock(a, passages, i === 0 ? { id: "answer-text" } : {})));
+    // the other places that state an answer shown above, then the other answers, each highlighted
+    const shown = new Set(main.map((a) => a.passage_id));
+    const rest = body.answers.filter((a) => !main.includes(a));
+    for (const c of [...main.flatMap((a) => a.citations || []), ...rest]) {
+      const q = passages.get(c.passage_id);
+      if (!q || shown.has(c.passage_id)) continue;
+      shown.add(c.passage_id);
       const item = passageItem(q);
-      item.replaceChild(highlighted(q.text, a.start - q.start, a.end - q.start), item.lastChild);
+      item.replaceChild(highlighted(q.text, c.start - q.start, c.end - q.start), item.lastChild);
       others.append(item);
     }
     for (const q of body.passages) if (!shown.has(q.passage_id)) others.append(passageItem(q));

@@ -5,7 +5,10 @@ import json
 import pytest
 
 from eval import (
+    conflict_precision,
+    conflict_recall,
     exact_match,
+    false_conflict_rate,
     load_jsonl,
     load_squad,
     mrr_at_k,
@@ -75,16 +78,36 @@ def test_retrieval_metrics_and_percentiles():
     assert percentile(list(range(101)), 95) == 95
 
 
+def test_conflict_metrics():
+    # six questions, two with a real conflict: one found, one missed, one false alarm
+    gold = [True, True, False, False, False, False]
+    called = [True, False, True, False, False, False]
+    assert conflict_precision(gold, called) == 0.5  # 1 of 2 calls right
+    assert conflict_recall(gold, called) == 0.5  # 1 of 2 conflicts found
+    assert false_conflict_rate(gold, called) == 0.25  # 1 of 4 ordinary questions
+    assert conflict_precision(gold, [False] * 6) is None  # nothing called: undefined
+    assert conflict_recall([False, False], [True, False]) is None  # no conflict to find
+    assert false_conflict_rate([True], [True]) is None
+    assert (conflict_precision([True], [True]), conflict_recall([True], [True])) == (1.0, 1.0)
+    with pytest.raises(ValueError):
+        conflict_recall([True], [True, False])
+
+
 def test_gold_loaders(tmp_path):
     jl = tmp_path / "g.jsonl"
     jl.write_text(
         json.dumps({"id": "a", "question": "q?", "answers": ["x"], "docs": ["d.txt"]})
         + "\n\n"
-        + json.dumps({"id": "b", "question": "r?", "answers": []})
+        + json.dumps({"id": "b", "question": "r?", "answers": [], "conflict": True})
         + "\n"
     )
     items = load_jsonl(jl)
     assert [i.id for i in items] == ["a", "b"] and items[1].answers == () and items[0].docs == ("d.txt",)
+    assert [i.conflict for i in items] == [False, True]  # absent means false
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "question": "q?", "answers": [], "conflict": "yes"}) + "\n")
+    with pytest.raises(ValueError, match="conflict"):
+        load_jsonl(bad)
     sq = tmp_path / "s.json"
     para = {"context": "Paris is in France.", "qas": [
         {"id": "1", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]},

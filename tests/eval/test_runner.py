@@ -4,12 +4,21 @@ from pathlib import Path
 import pytest
 
 from eval import load_jsonl
-from eval.runner import run_open_mode, run_reader_mode, summarize, write_json, write_report
+from eval.runner import (
+    Record,
+    agreement_metrics,
+    run_open_mode,
+    run_reader_mode,
+    summarize,
+    write_json,
+    write_report,
+)
 from service.cli import main
 
 from ..conftest import ROOT
 
 SEED = ROOT / "eval" / "gold" / "seed.jsonl"
+AGREEMENT = ROOT / "eval" / "gold" / "agreement"
 BASELINE = ROOT / "eval" / "baseline.json"
 
 
@@ -104,6 +113,7 @@ def test_eval_cli(index_dir, tmp_path, capsys):
         (["eval", "nope.jsonl"], "not found"),
         (["eval", str(SEED), "--mode", "reader"], "SQuAD"),
         (["eval", str(SEED), "--limit", "0"], "--limit"),
+        (["eval", "squad.json", "--docs", "x"], "--docs"),
     ],
 )
 def test_eval_cli_bad_input(args, message, capsys):
@@ -117,3 +127,74 @@ def test_bad_gold_file(tmp_path, capsys):
     assert main(["eval", str(bad)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
     assert Path(bad).exists()
+
+
+def _rec(gold_conflict, agreement, answers=("x",), docs=("a.txt",)):
+    return Record(
+        id="q", question="q?", gold=list(answers), prediction="x", score=0.9, abstained=False, passage_ids=[],
+        em=1.0, f1=1.0, correct=True, rank=1, latency_ms=1.0, gold_conflict=gold_conflict,
+        agreement=agreement, docs=list(docs),
+    )  # fmt: skip
+
+
+def test_agreement_metrics_on_hand_written_records():
+    records = [
+        _rec(True, "conflict"),
+        _rec(True, "single"),
+        _rec(False, "conflict"),
+        _rec(False, "agree", docs=("a.txt", "b.txt")),
+        _rec(False, "single", docs=("a.txt", "b.txt")),
+        _rec(False, "none", answers=()),
+    ]
+    m = agreement_metrics(records)
+    assert (m["conflict_precision"], m["conflict_recall"], m["false_conflict_rate"]) == (50.0, 50.0, 25.0)
+    assert (m["conflict_questions"], m["no_conflict_questions"]) == (2, 4)
+    assert (m["agree_multi_source"], m["multi_source_questions"]) == (50.0, 2)
+    assert m["counts"] == {"none": 1, "single": 2, "agree": 1, "conflict": 2}
+
+
+def test_agreement_gold_set_shape():
+    docs = {p.name: p.read_text(encoding="utf-8") for p in (AGREEMENT / "docs").iterdir()}
+    docs.update({p.name: p.read_text(encoding="utf-8") for p in (ROOT / "corpus" / "docs").iterdir()})
+    dev, test = load_jsonl(AGREEMENT / "dev.jsonl"), load_jsonl(AGREEMENT / "test.jsonl")
+    assert not {i.question for i in dev} & {i.question for i in test}
+    for items in (dev, test):
+        assert sum(i.conflict for i in items) >= 8 and sum(not i.conflict for i in items) >= 20
+        for item in items:
+            assert item.answers and all(any(a in docs[d] for d in item.docs) for a in item.answers), item.id
+            assert not item.conflict or len(item.docs) >= 2, item.id  # a conflict is between documents
+
+
+def test_eval_cli_with_extra_documents_and_conflict_figures(index_dir, tmp_path, capsys):
+    extra = tmp_path / "docs"
+    extra.mkdir()
+    (extra / "mill_a.txt").write_text("Harlow Mill\n\nHarlow Mill was built in 1850 by John Carter.\n")
+    (extra / "mill_b.txt").write_text("Harlow Mill today\n\nHarlow Mill, built in 1862, still grinds corn.\n")
+    gold = tmp_path / "g.jsonl"
+    rows = [
+        {"id": "m1", "question": "When was Harlow Mill built?", "answers": ["1850", "1862"],
+         "docs": ["mill_a.txt", "mill_b.txt"], "conflict": True},
+        {"id": "m2", "question": "Who built Harlow Mill?", "answers": ["John Carter"],
+         "docs": ["mill_a.txt"]},
+    ]  # fmt: skip
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "e.json"
+    argv = ["eval", str(gold), "--docs", str(extra), "--index-dir", str(index_dir), "--json", str(out)]
+    assert main([*argv, "--report", str(tmp_path / "e.md")]) == 0
+    text = capsys.readouterr().out
+    assert "conflict recall (n=1)" in text and "false-conflict rate (n=1)" in text
+    body = json.loads(out.read_text())
+    assert set(body["metrics"]["agreement"]) >= {
+        "conflict_precision",
+        "conflict_recall",
+        "false_conflict_rate",
+    }
+    assert {r["agreement"] for r in body["records"]} <= {"none", "single", "agree", "conflict"}
+    assert body["manifest"]["corpus"]["documents"] == 5  # the corpus folder's three, plus two
+    assert (index_dir.parent / "eval-cache").is_dir()
+    assert main(["list", "--json", "--index-dir", str(index_dir)]) == 0  # the main index is left alone
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert (
+        main(["eval", str(gold), "--docs", str(ROOT / "corpus" / "docs"), "--index-dir", str(index_dir)]) == 2
+    )
+    assert "more than one folder" in capsys.readouterr().err

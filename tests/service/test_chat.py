@@ -115,3 +115,35 @@ def test_errors_use_the_openai_shape(oai, live_server, body, param_words):
 def test_unknown_v1_route_is_an_openai_404(live_server):
     r = httpx.get(f"{live_server}/v1/nope")
     assert r.status_code == 404 and "error" in r.json()
+
+
+def test_reply_says_when_sources_disagree_and_cites_each(scripted_pipeline, scripted_client):
+    from service.chat import compose
+
+    result = scripted_pipeline.ask("When was Harlow Mill built?")
+    content, annotations = compose(result)
+    assert content.startswith("The sources disagree:\n1. 1850 [1] [2]\n2. 1862 [3]\n")
+    assert "(confidence 0.96 and 0.80)" in content
+    assert "[3] Visiting Harlow Mill — mill_blog.txt:" in content
+    cited = [
+        (a["url_citation"]["kind"], a["url_citation"]["doc_id"], a["url_citation"]["text"])
+        for a in annotations
+    ]
+    assert cited == [
+        ("conflict", "mill_register.txt", "1850"),
+        ("conflict", "mill_history.txt", "3 May 1850"),
+        ("conflict", "mill_blog.txt", "1862"),
+    ]
+    for a in (x["url_citation"] for x in annotations):
+        # each marker's annotation spans the answer it supports in the content
+        assert content[a["start_index"] : a["end_index"]] == (
+            "1862" if a["doc_id"] == "mill_blog.txt" else "1850"
+        )
+        assert scripted_pipeline.document(a["doc_id"]).text[a["start"] : a["end"]] == a["text"]
+
+    agree, _ = compose(scripted_pipeline.ask("Who built Harlow Mill?"))
+    assert agree.startswith("John Carter [1] [2]\n\n(confidence 0.97; 2 documents agree)")
+
+    body = {"model": "citeqa", "messages": [{"role": "user", "content": "When was Harlow Mill built?"}]}
+    message = scripted_client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]
+    assert message["content"] == content and len(message["annotations"]) == 3

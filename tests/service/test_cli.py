@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from service.cli import main
+from service.cli import format_answers, main
 
 from ..conftest import DEFAULT_CORPUS, ROOT
 from ..corpus.samples import encrypted_pdf, otters_pdf, scanned_pdf
@@ -17,6 +17,7 @@ def test_ask_json_prints_the_same_body_as_the_api(client, index_dir, capsys):
     cli_body = json.loads(capsys.readouterr().out)
     api_body = client.post("/ask", json={"question": Q}).json()
     assert cli_body == api_body
+    assert cli_body["agreement"] in ("single", "agree", "conflict")
 
 
 def test_ask_human_output_marks_the_answer(index_dir, capsys):
@@ -26,6 +27,25 @@ def test_ask_human_output_marks_the_answer(index_dir, capsys):
     assert "002_4aa47291d7cb64dc.txt:" in out
     assert main(["ask", "What is the capital of Peru?", "--index-dir", str(index_dir)]) == 0
     assert "No answer found" in capsys.readouterr().out
+
+
+def test_disagreeing_sources_are_printed_side_by_side(scripted_pipeline):
+    out = format_answers(scripted_pipeline.ask("When was Harlow Mill built?"))
+    lines = out.splitlines()
+    assert lines[0] == "Sources disagree:"
+    assert lines[1].startswith("1. 1850    (score 0.96, 2 documents)")
+    assert "cited from mill_register.txt:" in out and "also in mill_history.txt:" in out
+    assert "as “3 May 1850”" in out  # the other wording, where the citation words it differently
+    assert any(line.startswith("2. 1862    (score 0.80)") for line in lines)
+    assert "cited from mill_blog.txt:" in out
+    assert "was built in **1850** by" in out and "dates from **1862**, when" in out  # both passages
+
+
+def test_agreeing_sources_are_one_answer_with_both_citations(scripted_pipeline):
+    out = format_answers(scripted_pipeline.ask("Who built Harlow Mill?"))
+    assert "Sources disagree" not in out
+    assert out.startswith("1. John Carter    (score 0.97, 2 documents)")
+    assert "also in mill_history.txt:" in out and "2." not in out
 
 
 @pytest.mark.parametrize(

@@ -43,14 +43,17 @@ async def _exercise(session, texts):
     assert not result.isError
     s = result.structuredContent
     assert s["answered"] is True and "1950" in s["answer"]
+    assert s["agreement"] in ("single", "agree", "conflict") and s["documents"] >= 1
     assert 0 <= s["score"] <= 1
-    for c in s["citations"]:
-        assert texts[c["doc_id"]][c["start"] : c["end"]] == c["quote"] == s["answer"]
+    assert s["citations"][0]["quote"] == s["answer"]
+    for c in s["citations"]:  # every place that states it, maybe in other words ("1950s")
+        assert texts[c["doc_id"]][c["start"] : c["end"]] == c["quote"]
     for p in s["passages"]:
         assert texts[p["doc_id"]][p["start"] : p["end"]] == p["text"]
 
     none = (await session.call_tool("ask", {"question": "What is the capital of Peru?"})).structuredContent
     assert none["answered"] is False and none["answer"] is None and none["passages"]
+    assert none["agreement"] == "none"
 
     found = (await session.call_tool("search", {"query": "Khmer Rouge", "top_k": 3})).structuredContent
     assert len(found["passages"]) == 3
@@ -101,3 +104,27 @@ def test_mcp_route_is_exact(client):
     # no redirect to /mcp/: clients configured with .../mcp must work as written
     r = client.get("/mcp", follow_redirects=False)
     assert r.status_code not in (307, 404)
+
+
+def test_mcp_ask_carries_the_agreement_and_each_side_of_a_conflict(scripted_pipeline):
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+    from service.mcp_server import build_mcp
+
+    async def main():
+        async with create_connected_server_and_client_session(
+            build_mcp(lambda: scripted_pipeline)
+        ) as session:
+            built = await session.call_tool("ask", {"question": "When was Harlow Mill built?"})
+            carter = await session.call_tool("ask", {"question": "Who built Harlow Mill?"})
+            return built.structuredContent, carter.structuredContent
+
+    built, carter = anyio.run(main)
+    assert built["agreement"] == "conflict" and built["answer"] == "1850" and built["documents"] == 2
+    assert [c["quote"] for c in built["citations"]] == ["1850", "3 May 1850"]
+    [side] = built["disagreeing_answers"]
+    assert side["answer"] == "1862" and side["documents"] == 1
+    assert [(c["doc_id"], c["quote"], c["title"]) for c in side["citations"]] == [
+        ("mill_blog.txt", "1862", "Visiting Harlow Mill")
+    ]
+    assert carter["agreement"] == "agree" and carter["documents"] == 2 and carter["disagreeing_answers"] == []

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,17 @@ def _shot(page, name: str) -> Path:
     path = SHOTS / name
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+@contextmanager
+def _answering(page, body):
+    """Inside the block, every /ask the page sends gets ``body`` as its reply."""
+    reply = json.dumps(body)
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=reply))
+    try:
+        yield
+    finally:
+        page.unroute("**/ask")
 
 
 def test_ask_highlight_and_follow_the_citation(page, live_server):
@@ -103,19 +115,31 @@ def test_document_text_is_rendered_as_text_never_html(page, live_server):
     }  # fmt: skip
     assert evil[s : s + 11] == "<b>bold</b>"
     page.goto(live_server + "/")
-    page.route(
-        "**/ask",
-        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body)),
-    )
-    try:
+    with _answering(page, body):
         page.fill("#question", "anything")
         page.press("#question", "Enter")
         page.wait_for_selector("#answer-text")
         assert page.locator("#result b, #result img, #result i").count() == 0
         assert page.inner_text("#answer mark") == "<b>bold</b>"
         assert page.title() == "citeqa"
-    finally:
-        page.unroute("**/ask")
+
+
+def test_disagreeing_sources_get_a_notice_and_both_passages_highlighted(page, live_server, scripted_client):
+    body = scripted_client.post("/ask", json={"question": "When was Harlow Mill built?"}).json()
+    assert body["agreement"] == "conflict"
+    page.goto(live_server + "/")
+    with _answering(page, body):
+        page.fill("#question", "When was Harlow Mill built?")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#conflict")
+        assert page.is_visible("#conflict") and "Sources disagree" in page.inner_text("#conflict")
+        assert page.locator("#answer .answer-text").all_inner_texts() == ["1850", "1862"]
+        assert page.locator("#answer mark").all_inner_texts() == ["1850", "1862"]  # each in its passage
+        assert "Visiting Harlow Mill" in page.inner_text("#answer")
+        assert "stated by 2 documents" in page.inner_text("#answer .meta")
+        # the agreeing document's passage is listed with its own wording highlighted
+        assert "3 May 1850" in page.locator("#others mark").all_inner_texts()
+        _shot(page, "conflict.png")
 
 
 def test_assets_are_served_by_the_app(client):

@@ -7,8 +7,8 @@ import pytest
 
 from corpus import ChunkParams, chunk_corpus, load_corpus
 from index import Embedder
-from index.bert import resolve_precision
 from index.embedder import default_model_path
+from models.bert import resolve_precision
 from reader.qa_model import Windows, encode_windows, load_model, load_tokenizer
 from tests.conftest import DEFAULT_CORPUS
 
@@ -65,7 +65,7 @@ def test_windows_match_the_training_tokenisation(question, contexts):
     docs = load_corpus(DEFAULT_CORPUS)
     contexts = contexts or [docs[0].text[:3000], docs[1].text[:500], docs[2].text[:5000]]
     hf = encode_windows(load_tokenizer(), question, contexts, 256, 96)
-    from index.bert import load_tokenizer as fast_tokenizer
+    from models.bert import load_tokenizer as fast_tokenizer
 
     ours = Windows(fast_tokenizer(default_model_path()), question, contexts, 256, 96)
     for key in ("input_ids", "attention_mask", "token_type_ids", "overflow_to_sample_mapping"):
@@ -79,7 +79,7 @@ def test_windows_match_the_training_tokenisation(question, contexts):
 def test_reader_logits_match_transformers():
     import torch
 
-    from index.bert import load_qa
+    from models.bert import load_qa
     from reader.qa_model import MODEL_DIR, base_model_dir
 
     docs = load_corpus(DEFAULT_CORPUS)
@@ -113,7 +113,7 @@ def test_concurrent_calls_share_passes_and_get_their_own_rows(texts):
 
 
 def test_model_thread_reports_errors_to_the_caller():
-    from index.bert import _MODEL_THREAD
+    from models.bert import _MODEL_THREAD
 
     def fails() -> None:
         raise RuntimeError("boom")

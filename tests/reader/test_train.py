@@ -1,0 +1,161 @@
+"""The training program on a tiny synthetic data folder: the data mix, pausing and resuming."""
+
+import json
+import random
+
+import pytest
+
+from reader import train
+
+SPLIT = json.loads(train.SPLIT.read_text())
+CONTEXT = "The Rhine flows through Basel. The bridge at Basel was built in 1226 by the bishop."
+
+
+def _article(title: str, n: int = 3) -> dict:
+    qas = [
+        {"id": f"{title}-{i}", "question": "When was the bridge at Basel built?",
+         "answers": [{"text": "1226", "answer_start": CONTEXT.index("1226")}]}
+        for i in range(n)
+    ]  # fmt: skip
+    other = {"context": "Zurich lies on a lake. It has many banks.", "qas": []}
+    return {"title": title, "paragraphs": [{"context": CONTEXT, "qas": qas}, other]}
+
+
+@pytest.fixture
+def data(tmp_path):
+    (tmp_path / "squad").mkdir()
+    (tmp_path / "qa-extra").mkdir()
+    dev = [_article(SPLIT["train"][0]), _article(SPLIT["validation"][0]), _article(SPLIT["tune"][0], 2)]
+    (tmp_path / train.SQUAD_FILE).write_text(json.dumps({"data": dev}))
+    (tmp_path / "qa-extra" / "squad-v1.1-train.json").write_text(json.dumps({"data": [_article("Extra")]}))
+    unanswerable = {
+        "id": "u1",
+        "question": "When was the bridge at Zurich built?",
+        "answers": [],
+        "is_impossible": True,
+        "plausible_answers": [{"text": "1226", "answer_start": CONTEXT.index("1226")}],
+    }
+    v2 = {"data": [{"title": "U", "paragraphs": [{"context": CONTEXT, "qas": [unanswerable]}]}]}
+    (tmp_path / "qa-extra" / train.UNANSWERABLE).write_text(json.dumps(v2))
+    return tmp_path
+
+
+def test_the_mix_keeps_validation_and_tuning_articles_out(data):
+    examples = train.load_examples(data, SPLIT, 1.0, random.Random(0))
+    sources = {e.source for e in examples}
+    assert {"squad-dev-train", "squad-v1.1-train.json", f"{train.UNANSWERABLE}:unanswerable"} <= sources
+    hard = [e for e in examples if e.source.endswith(":unanswerable")]
+    assert len(hard) == 1 and hard[0].answer_start == -1 and hard[0].context == CONTEXT
+    # 3 + 3 positives from the training article and the extra file; none from validation or tuning
+    assert sum(e.answer_start >= 0 for e in examples) == 6
+    for e in examples:
+        if e.answer_start >= 0:
+            assert e.context[e.answer_start : e.answer_start + len(e.answer)] == e.answer
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    assert train.lr_factor(0.0) < train.lr_factor(0.03) < train.lr_factor(0.06) == 1.0
+    assert train.lr_factor(0.5) > train.lr_factor(0.9) > train.lr_factor(1.0) == 0.0
+
+
+@pytest.fixture
+def keep_threads():
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_pause_and_resume(data, tmp_path, capsys, keep_threads):
+    args = [
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--batch-size",
+        "2",
+        "--max-len",
+        "64",
+        "--stride",
+        "16",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+    ]
+    assert train.main([*args, "--pause-at", "2"]) == 0
+    assert "paused at step 2" in capsys.readouterr().out
+    assert (tmp_path / "ckpt" / "state.pt").exists() and not (tmp_path / "out").exists()
+    assert train.main([*args, "--resume", "--lr", "1"]) == 2  # other settings: refused
+    assert "other settings" in capsys.readouterr().err
+    assert train.main([*args, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at step 2/" in out
+    meta = json.loads((tmp_path / "out" / "reader.json").read_text())
+    assert meta["train"]["steps"] == meta["train"]["planned_steps"] > 2
+    assert {"a", "b"} <= set(meta["calibration"]) and 0 < meta["threshold"] < 1
+    assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(data, tmp_path, capsys):
+    code = train.main(["--data", str(data), "--checkpoint", str(tmp_path / "none"), "--resume"])
+    assert code == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_skips_without_data(tmp_path, capsys):
+    assert train.main(["--data", str(tmp_path / "missing")]) == 0
+    assert "skipping" in capsys.readouterr().err
+
+
+def test_distil_from_a_teacher_into_lora_adapters(data, tmp_path, capsys, keep_threads):
+    """The GPU recipe's moving parts on the CPU: a student with LoRA adapters learns from the
+    shipped reader as teacher (through the character-offset projection), is saved as an
+    adapter, and loads back for tuning and as a teacher in turn."""
+    pytest.importorskip("peft")
+    from reader.qa_model import MODEL_DIR, load_reader
+
+    out = tmp_path / "student"
+    args = ["--data", str(data), "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"),
+            "--batch-size", "2", "--max-len", "64", "--stride", "16", "--precision", "fp32", "--threads", "1",
+            "--lora", "4", "--teacher", str(MODEL_DIR), "--alpha", "0.7"]  # fmt: skip
+    assert train.main(args) == 0
+    meta = json.loads((out / "reader.json").read_text())
+    assert meta["train"]["teacher"] == str(MODEL_DIR) and meta["train"]["lora_rank"] == 4
+    assert (out / "adapter_config.json").exists()
+    assert sum(f.stat().st_size for f in out.iterdir()) < 3 * 2**20  # adapter + head: small
+    model, tokenizer, meta2 = load_reader(out)
+    assert meta2["threshold"] == meta["threshold"]
+    (best,) = train.predict_best(model, tokenizer, "When was the bridge at Basel built?", [CONTEXT], meta)
+    assert best[0] in CONTEXT
+
+
+def test_a_teacher_with_the_students_tokeniser_gives_back_its_own_distribution():
+    """Same word pieces on both sides: the projection must be the identity on the context."""
+    import torch
+
+    from reader.distill import Teacher
+    from reader.qa_model import MODEL_DIR, load_reader
+
+    model, tokenizer, _ = load_reader(MODEL_DIR)
+    long_context = " ".join([CONTEXT] * 12)  # several windows, so shifts are not all 0
+    examples = [train.Example("When was the bridge at Basel built?", long_context, 63, "1226", "t")]
+    feats = train.featurize(tokenizer, examples, 64, 16, random.Random(0), keep_text=True)
+    assert len(feats) >= 2 and any(f["span"][0] > 0 for f in feats)
+    inputs = train.collate(feats)
+    soft_start, soft_end = Teacher(model, tokenizer, temperature=1.0).targets(
+        feats, inputs["input_ids"].shape[1], "cpu"
+    )
+    with torch.no_grad():
+        out = model(**{k: v for k, v in inputs.items() if not k.endswith("positions")})
+    mask = inputs["attention_mask"].bool()
+    for logits, soft in ((out.start_logits, soft_start), (out.end_logits, soft_end)):
+        for r, f in enumerate(feats):
+            keep = torch.from_numpy(f["ctx_mask"])
+            keep[0] = True
+            own = torch.softmax(logits[r, : len(keep)].masked_fill(~keep, -1e4), -1)
+            assert torch.allclose(soft[r, : len(keep)], own, atol=1e-4), r
+            assert soft[r][~mask[r]].sum() == 0
