@@ -82,6 +82,7 @@ def chunk(document: Document, params: ChunkParams = ChunkParams()) -> list[Passa
                 end=end,
                 text=text[start:end],
                 sentences=tuple(units[a:b]),
+                page=document.page_at(start),
             )
         )
     return passages

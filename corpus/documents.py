@@ -1,40 +1,51 @@
-"""Loading a folder of documents (.txt, .md, .html) into ``Document`` records."""
+"""Loading documents (.txt, .md, .html, .pdf, .docx, .pptx) and folders of them into ``Document`` records."""
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import hashlib
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from corpus.errors import CorpusError, DocumentTooLargeError
+from corpus.formats import Extracted, LoadOptions, read_docx, read_html_main, read_pdf, read_pptx, sniff
+
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
-
-
-class CorpusError(ValueError):
-    """The corpus folder cannot be used (missing, empty, unreadable)."""
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+SUFFIXES = (*TEXT_SUFFIXES, ".pdf", ".docx", ".pptx")
 
 
 @dataclass(frozen=True)
 class Document:
     """One document. ``text`` is what every offset points into.
 
-    For .txt and .md it is the file's text exactly; for .html it is the visible text
-    extracted from the markup (offsets point into that text, which ``/documents/{id}``
-    returns).
+    For .txt and .md it is the file's text exactly; for the other formats it is the text
+    extracted from the file (offsets point into that text, which ``/documents/{id}``
+    returns). ``pages`` holds the (start, end) span of each page in ``text`` for formats
+    with pages (PDF pages, PPTX slides), and is empty for the others.
     """
 
     doc_id: str
     title: str
     text: str
     source: str = ""
+    pages: tuple[tuple[int, int], ...] = ()
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page that holds ``offset`` (one between two pages: the one before), or None."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset, key=lambda span: span[0]))
 
 
 _BLOCK_TAGS = {
@@ -128,63 +139,149 @@ def check_doc_id(doc_id: str) -> str:
     return doc_id
 
 
-def parse_document(
-    data: bytes, suffix: str, doc_id: str, title: str | None = None, source: str = "", name: str = ""
-) -> Document:
-    """Make a document from a file's bytes; ``suffix`` (".txt", ".md", ".html", …) says how to read it.
+_KINDS = {".pdf": "pdf", ".docx": "zip", ".pptx": "zip"}
+_NAMES = {"pdf": "a PDF", "zip": "a zip package (DOCX, PPTX or similar)", "text": "text"}
 
-    Raises ``CorpusError`` if the bytes are not UTF-8 or hold no text.
-    """
-    name = name or doc_id
+
+def _extract(data: bytes, suffix: str, name: str, options: LoadOptions) -> Extracted:
+    """Read ``data`` as the format ``suffix`` names, after checking that the content is of that kind."""
+    kind = sniff(data)
+    expected = _KINDS.get(suffix, "text")
+    if expected == "pdf" and b"%PDF-" in data[:1024]:
+        kind = "pdf"  # readers accept a header anywhere in the first KB; a text merely naming it is no PDF
+    if kind != expected:
+        raise CorpusError(
+            f"{name}: the content is {_NAMES[kind]}, not what the extension {suffix or '(none)'!r} says "
+            f"({_NAMES[expected]}); give the file its right extension"
+        )
+    if suffix == ".pdf":
+        return read_pdf(data, name, options)
+    if suffix == ".docx":
+        return read_docx(data, name, options)
+    if suffix == ".pptx":
+        return read_pptx(data, name, options)
     try:
         raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{name}: not valid UTF-8 (byte {exc.start}); save it as UTF-8 text") from None
     raw = raw.removeprefix("\ufeff")
-    suffix = suffix.lower()
     if suffix in (".html", ".htm"):
-        text, found = _html_to_text(raw)
-        found = found or _title_from_text(text, markdown=False)
-    else:
-        text = raw
-        found = _title_from_text(text, markdown=suffix in (".md", ".markdown"))
-    if not text.strip():
+        visible, found = _html_to_text(raw)
+        text = (read_html_main(raw) if options.html == "main" else "") or visible
+        return Extracted(text, found or _title_from_text(text, markdown=False))
+    return Extracted(raw, _title_from_text(raw, markdown=suffix in (".md", ".markdown")))
+
+
+def parse_document(
+    data: bytes,
+    suffix: str,
+    doc_id: str,
+    title: str | None = None,
+    source: str = "",
+    name: str = "",
+    options: LoadOptions = LoadOptions(),
+) -> Document:
+    """Make a document from a file's bytes; ``suffix`` (".txt", ".pdf", …) says how to read it.
+
+    Raises ``CorpusError`` when the content does not match the suffix, cannot be read (not
+    UTF-8, a corrupt or encrypted PDF, a PDF without a text layer) or holds no text, and
+    ``DocumentTooLargeError`` when it is over one of ``options``' limits.
+    """
+    name = name or doc_id
+    if len(data) > options.max_bytes:
+        raise DocumentTooLargeError(
+            f"{name}: the file is {len(data)} bytes; the limit is {options.max_bytes}"
+        )
+    found = _extract(data, suffix.lower(), name, options)
+    if len(found.text) > options.max_chars:
+        raise DocumentTooLargeError(f"{name}: more than {options.max_chars} characters of text (the limit)")
+    if not found.text.strip():
         raise CorpusError(f"{name}: empty document")
-    return Document(doc_id=doc_id, title=title or found, text=text, source=source)
+    return Document(
+        doc_id=doc_id, title=title or found.title or _title_from_text(found.text, markdown=False),
+        text=found.text, source=source, pages=found.pages,
+    )  # fmt: skip
 
 
-def load_document(path: Path, doc_id: str | None = None) -> Document:
-    """Read one file; raises ``CorpusError`` if it is not UTF-8 or holds no text."""
+def load_document(
+    path: Path, doc_id: str | None = None, options: LoadOptions = LoadOptions(), name: str = ""
+) -> Document:
+    """Read one file; raises ``CorpusError`` when it cannot be used (see ``parse_document``)."""
+    name = name or path.name
+    try:
+        size = path.stat().st_size
+        if size > options.max_bytes:
+            raise DocumentTooLargeError(f"{name}: the file is {size} bytes; the limit is {options.max_bytes}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     return parse_document(
-        path.read_bytes(), path.suffix, doc_id or path.name, source=str(path), name=path.name
+        data, path.suffix, doc_id or path.name, source=str(path), name=name, options=options
     )
 
 
-def load_corpus(path: str | Path) -> list[Document]:
+def corpus_files(root: Path) -> tuple[list[Path], int]:
+    """The supported files under ``root`` (sub-folders too; hidden ones left out), and how many
+    other files were passed over."""
+    files: list[Path] = []
+    others = 0
+    for file in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in file.relative_to(root).parts) or not file.is_file():
+            continue
+        if file.suffix.lower() in SUFFIXES:
+            files.append(file)
+        else:
+            others += 1
+    return files, others
+
+
+def load_corpus(
+    path: str | Path, options: LoadOptions = LoadOptions(), show_progress: bool = False
+) -> list[Document]:
     """Load every supported file under ``path`` (recursively), sorted by doc id.
 
-    Files that are empty or not UTF-8 are skipped with a warning naming them. A missing
-    folder, or one with no usable document, raises ``CorpusError``.
+    A file that cannot be used is skipped with a one-line warning naming it and why, and a
+    summary follows the warnings. A missing folder, or one with no usable document, raises
+    ``CorpusError``.
     """
     root = Path(path)
     if not root.exists():
         raise CorpusError(f"corpus folder not found: {root}")
     if not root.is_dir():
         raise CorpusError(f"corpus path is not a folder: {root}")
+    files, others = corpus_files(root)
     docs: list[Document] = []
-    for file in sorted(root.rglob("*")):
-        if not file.is_file() or file.suffix.lower() not in SUFFIXES:
-            continue
-        if any(part.startswith(".") for part in file.relative_to(root).parts):
-            continue
-        doc_id = file.relative_to(root).as_posix()
-        try:
-            docs.append(load_document(file, doc_id=doc_id))
-        except CorpusError as exc:
-            log.warning("skipping %s", exc)
+    skipped = 0
+    with _progress(files, show_progress) as bar:
+        for file in bar:
+            doc_id = file.relative_to(root).as_posix()
+            try:
+                docs.append(load_document(file, doc_id=doc_id, options=options, name=doc_id))
+            except CorpusError as exc:
+                skipped += 1
+                log.warning("skipping %s", exc)
+    if skipped:
+        ignored = f"; {others} files of other types ignored" if others else ""
+        log.warning(
+            "read %d of %d documents in %s; skipped %d that cannot be used (see above)%s",
+            len(docs), len(files), root, skipped, ignored,
+        )  # fmt: skip
     if not docs:
         raise CorpusError(f"no usable documents in {root} (looked for {', '.join(SUFFIXES)})")
     return docs
+
+
+@contextlib.contextmanager
+def _progress(files: list[Path], show: bool) -> Iterator[Iterable[Path]]:
+    """``files``, behind a progress bar when asked for (warnings print above the bar)."""
+    if not show or len(files) < 2:
+        yield files
+        return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(), tqdm(files, desc="Reading", unit="file") as bar:
+        yield bar
 
 
 def corpus_fingerprint(documents: list[Document]) -> str:

@@ -11,7 +11,8 @@ class Passage:
 
     ``sentences`` are the (start, end) document offsets of the clean sentences inside the
     passage; noise (navigation debris, glossary pop-ups) lies between them and is left out
-    of ``search_text``, which is what gets embedded and BM25-indexed.
+    of ``search_text``, which is what gets embedded and BM25-indexed. ``page`` is the
+    1-based page where the passage starts, None for formats without pages.
     """
 
     passage_id: str
@@ -20,6 +21,7 @@ class Passage:
     end: int
     text: str
     sentences: tuple[tuple[int, int], ...]
+    page: int | None = None
 
     @property
     def search_text(self) -> str:

@@ -127,7 +127,9 @@ class Store:
                 text = self._blob(row["sha256"]).read_text(encoding="utf-8")
                 if text_sha256(text) != row["sha256"]:
                     raise ValueError(f"text of {row['doc_id']!r} does not match its checksum")
-                doc = Document(row["doc_id"], row["title"], text, row.get("source", ""))
+                # "pages" is absent in versions written before documents had pages
+                pages = tuple((int(s), int(e)) for s, e in row.get("pages", ()))
+                doc = Document(row["doc_id"], row["title"], text, row.get("source", ""), pages)
                 docs[doc.doc_id] = (doc, row["origin"], row["sha256"])
             passages: dict[int, Passage] = {}
             keys_of: dict[str, list[int]] = {d: [] for d in docs}
@@ -138,7 +140,7 @@ class Store:
                     sentences = tuple((int(s), int(e)) for s, e in r["sentences"])
                     passages[int(r["key"])] = Passage(
                         r["passage_id"], r["doc_id"], r["start"], r["end"], doc.text[r["start"] : r["end"]],
-                        sentences,
+                        sentences, r.get("page"),
                     )  # fmt: skip
                     keys_of[r["doc_id"]].append(int(r["key"]))
             dense = FaissIndex.load(folder / "dense.faiss")
@@ -210,6 +212,7 @@ class Store:
                     "source": e.document.source,
                     "origin": e.origin,
                     "sha256": e.sha256,
+                    **({"pages": [list(span) for span in e.document.pages]} if e.document.pages else {}),
                 }
                 for e in sorted(index.entries.values(), key=lambda e: e.doc_id)
             ],

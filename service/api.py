@@ -33,6 +33,7 @@ from service.schemas import (
     Health,
     SearchResponse,
     ask_response,
+    pages_out,
     passages_out,
 )
 from service.settings import Settings
@@ -61,6 +62,7 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
         precision=settings.precision,
         chunking=ChunkParams(settings.max_words, settings.overlap_words),
         max_question_chars=settings.max_question_chars,
+        load_options=settings.load_options(),
     )
 
 
@@ -186,10 +188,15 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             for e in entries
         ]
 
-    @app.get("/documents/{doc_id:path}", response_model=DocumentOut, responses={404: {"model": ErrorOut}})
+    @app.get(
+        "/documents/{doc_id:path}",
+        response_model=DocumentOut,
+        response_model_exclude_none=True,  # "pages" only for documents that have pages
+        responses={404: {"model": ErrorOut}},
+    )
     def document(doc_id: str, p: P) -> DocumentOut:
         d = p.document(doc_id)
-        return DocumentOut(doc_id=d.doc_id, title=d.title, text=d.text)
+        return DocumentOut(doc_id=d.doc_id, title=d.title, text=d.text, pages=pages_out(d.pages))
 
     changes: dict[int | str, dict[str, Any]] = {
         201: {"model": DocumentChange, "description": "added"},
@@ -216,8 +223,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         openapi_extra={"requestBody": request_body_spec()},
     )
     async def add_document(request: Request, p: P) -> DocumentChange:
-        """Add a document: a .txt/.md/.html file (multipart) or JSON; 409 if the id exists."""
-        doc = await document_from_request(request, settings.max_upload_bytes)
+        """Add a document: a .txt/.md/.html/.pdf/.docx/.pptx file (multipart) or JSON; 409 if it exists."""
+        doc = await document_from_request(request, settings.max_upload_bytes, options=settings.load_options())
         update = await run_in_threadpool(p.add_documents, [doc], False)
         return _change(p, doc.doc_id, "added", update.version)
 
@@ -229,7 +236,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     async def put_document(doc_id: str, request: Request, p: P) -> JSONResponse:
         """Replace a document (or add it under this id): 200 when replaced, 201 when added."""
-        doc = await document_from_request(request, settings.max_upload_bytes, path_id=doc_id)
+        doc = await document_from_request(
+            request, settings.max_upload_bytes, path_id=doc_id, options=settings.load_options()
+        )
         update = await run_in_threadpool(p.add_documents, [doc], True)
         status = "added" if update.added else "replaced" if update.replaced else "unchanged"
         body = _change(p, doc.doc_id, status, update.version)

@@ -41,7 +41,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     p = _pipeline(args)
     if args.if_stale:
         try:
-            p.warm_up()
+            p.warm_up(show_progress=not args.quiet)
             print(f"index at {p.index_dir} is up to date ({len(p.index.passages)} passages); nothing to do")
             return 0
         except NotReadyError as exc:
@@ -67,17 +67,23 @@ def _one_line(text: str, width: int = 400) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def _page(page: int | None) -> str:
+    return f", p. {page}" if page is not None else ""
+
+
 def _answer_lines(result: Any, n: int, m: Any, quote: bool) -> list[str]:
     """One answer: its text and score, where it is cited, and (``quote``) its sentence."""
     a = m.answer
     sources = f", {m.documents} documents" if m.documents > 1 else ""
     lines = [
         f"{n}. {a.text}    (score {a.score:.2f}{sources})",
-        f"   cited from {a.doc_id}:{a.start}-{a.end} — {result.title(a.doc_id)}",
+        f"   cited from {a.doc_id}:{a.start}-{a.end}{_page(result.page(a.doc_id, a.start))} — "
+        f"{result.title(a.doc_id)}",
     ]
     for c in m.citations[1:]:
         worded = "" if c.text == a.text else f" as “{c.text}”"
-        lines.append(f"   also in {c.doc_id}:{c.start}-{c.end} — {result.title(c.doc_id)}{worded}")
+        page = _page(result.page(c.doc_id, c.start))
+        lines.append(f"   also in {c.doc_id}:{c.start}-{c.end}{page} — {result.title(c.doc_id)}{worded}")
     if quote:  # the sentence that holds the answer, the answer in **bold**
         s, sentence = result.sentence(a.passage_id, a.doc_id, a.start, a.end)
         lines.append("   " + _one_line(_marked(sentence, a.start - s, a.end - s), 600))
@@ -92,7 +98,8 @@ def format_answers(result: Any, verbose: bool = False) -> str:
         for h in result.hits[:3]:
             ps = h.passage
             lines.append(
-                f"  - {ps.doc_id}:{ps.start}-{ps.end} ({result.title(ps.doc_id)}): {_one_line(ps.text, 200)}"
+                f"  - {ps.doc_id}:{ps.start}-{ps.end}{_page(ps.page)} ({result.title(ps.doc_id)}): "
+                f"{_one_line(ps.text, 200)}"
             )
         return "\n".join(lines)
     numbered = list(enumerate(result.answers, start=1))
@@ -123,32 +130,40 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _paths_to_documents(paths: list[Path]) -> list[Any]:
-    """Documents from files and folders (a folder's files get ids relative to it)."""
+def _paths_to_documents(paths: list[Path], options: Any, show_progress: bool) -> list[Any]:
+    """Documents from files and folders (a folder's files get ids relative to it).
+
+    A file named on the command line that cannot be used fails the command; inside a
+    folder, such a file is skipped with a warning.
+    """
     from corpus import SUFFIXES, CorpusError, check_doc_id, load_corpus, load_document
-    from service.errors import BadInputError
+    from service.errors import BadInputError, from_corpus_error
 
     docs = []
     for path in paths:
         try:
             if path.is_dir():
-                docs.extend(load_corpus(path))
+                docs.extend(load_corpus(path, options, show_progress=show_progress))
             elif path.is_file():
                 if path.suffix.lower() not in SUFFIXES:
                     raise BadInputError(f"{path}: unsupported file type (accepted: {', '.join(SUFFIXES)})")
-                docs.append(load_document(path, doc_id=check_doc_id(path.name)))
+                docs.append(
+                    load_document(path, doc_id=check_doc_id(path.name), options=options, name=str(path))
+                )
             else:
                 raise BadInputError(f"{path}: no such file or folder")
         except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
+            raise from_corpus_error(exc) from None
     return docs
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from corpus import CorpusError, check_doc_id
     from service.errors import BadInputError
 
-    docs = _paths_to_documents(args.paths)
+    docs = _paths_to_documents(args.paths, _settings(args).load_options(), show_progress=not args.quiet)
     if args.doc_id:
         if len(docs) != 1:
             raise BadInputError("--doc-id needs exactly one file")
@@ -156,7 +171,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             check_doc_id(args.doc_id)
         except CorpusError as exc:
             raise BadInputError(str(exc)) from None
-        docs = [type(docs[0])(args.doc_id, docs[0].title, docs[0].text, docs[0].source)]
+        docs = [replace(docs[0], doc_id=args.doc_id)]
     p = _pipeline(args)
     p.warm_up(build_if_needed=True, load_reader=False)
     t0 = time.perf_counter()

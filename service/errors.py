@@ -35,3 +35,12 @@ class TooLargeError(CiteqaError):
 
 class UnsupportedTypeError(CiteqaError):
     status = 415
+
+
+def from_corpus_error(exc: Exception) -> CiteqaError:
+    """The service error for a document that cannot be used: too large 413, otherwise 422."""
+    from corpus import DocumentTooLargeError
+
+    if isinstance(exc, DocumentTooLargeError):
+        return TooLargeError(str(exc))
+    return BadInputError(str(exc))

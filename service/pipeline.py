@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus import ChunkParams, CorpusError, Document, load_corpus
+from corpus import ChunkParams, CorpusError, Document, LoadOptions, corpus_files, load_corpus
 from index import (
     Change,
     Embedder,
@@ -23,7 +23,7 @@ from index import (
 from index.store import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader
 from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers
-from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError
+from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
 log = logging.getLogger(__name__)
 MAX_TOP_K = 50
@@ -56,6 +56,11 @@ class AskResult:
     def text(self, doc_id: str, start: int, end: int) -> str:
         doc = self.index.document(doc_id) if self.index is not None else None
         return doc.text[start:end] if doc is not None else ""
+
+    def page(self, doc_id: str, offset: int) -> int | None:
+        """The 1-based page of the document that holds ``offset`` (None for formats without pages)."""
+        doc = self.index.document(doc_id) if self.index is not None else None
+        return doc.page_at(offset) if doc is not None else None
 
     def sentence(self, passage_id: str, doc_id: str, start: int, end: int) -> tuple[int, str]:
         """The passage sentence that holds [start, end): its document offset and its text
@@ -114,6 +119,7 @@ class Pipeline:
         write_embedder: Embedder | None = None,
         reader_threshold: float | None = None,
         precision: str = "auto",
+        load_options: LoadOptions = LoadOptions(),
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -122,6 +128,8 @@ class Pipeline:
         """
         self.corpus_dir = Path(corpus_dir)
         self._given = documents
+        self.load_options = load_options
+        self._folder: tuple[object, list[Document]] | None = None  # the last read: (files' stats, documents)
         self.index_dir = Path(index_dir)
         self.store = Store(self.index_dir)
         self.chunking = chunking
@@ -145,11 +153,23 @@ class Pipeline:
         index = self.current()
         return index.documents if index is not None else {}
 
-    def _folder_documents(self) -> list[Document]:
+    def _folder_documents(self, show_progress: bool = False) -> list[Document]:
+        """The corpus folder's documents, read again only when its files changed since the last read."""
+        if self._given is not None:
+            return self._given
         try:
-            return self._given if self._given is not None else load_corpus(self.corpus_dir)
+            files, _ = corpus_files(self.corpus_dir) if self.corpus_dir.is_dir() else ([], 0)
+            stats = [(f, f.stat().st_mtime_ns, f.stat().st_size) for f in files]
+        except OSError:
+            stats = []
+        if self._folder is not None and stats and self._folder[0] == stats:
+            return self._folder[1]
+        try:
+            docs = load_corpus(self.corpus_dir, self.load_options, show_progress=show_progress)
         except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
+            raise from_corpus_error(exc) from None
+        self._folder = (stats, docs)
+        return docs
 
     def _sync(self, index: Index, folder: list[Document]) -> Change | None:
         """The change that brings the collection up to date with the corpus folder.
@@ -197,7 +217,7 @@ class Pipeline:
 
         Documents added through the API are kept: they are re-chunked and re-embedded too.
         """
-        folder = self._folder_documents()
+        folder = self._folder_documents(show_progress)
         with self._write_lock, self.store.locked():
             docs: dict[str, tuple[Document, str]] = {}
             seen: dict[str, str] = {}
@@ -229,14 +249,17 @@ class Pipeline:
             self.store.commit(index)
             return self._publish(index)
 
-    def warm_up(self, build_if_needed: bool = False, load_reader: bool = True) -> None:
+    def warm_up(
+        self, build_if_needed: bool = False, load_reader: bool = True, show_progress: bool = False
+    ) -> None:
         """Load the committed collection and the reader.
 
         A missing or incompatible index, or a corpus folder that changed since the last sync,
         is refused with a hint, unless ``build_if_needed``: then it is built or brought up to
-        date (incrementally when only documents changed).
+        date (incrementally when only documents changed). ``show_progress``: a progress bar
+        while the corpus folder is read.
         """
-        folder = self._folder_documents()
+        folder = self._folder_documents(show_progress)
         try:
             index = self.store.load(self.embedder)
             problems = incompatibilities(index.manifest, self.embedder, self.chunking)

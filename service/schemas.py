@@ -25,6 +25,7 @@ class CitationOut(BaseModel):
     start: int
     end: int
     passage_id: str
+    page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
     text: str = Field(
         "", description="verbatim: documents[doc_id].text[start:end]; may word the answer differently"
     )
@@ -37,6 +38,7 @@ class AnswerOut(BaseModel):
     start: int
     end: int
     passage_id: str
+    page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
     citations: list[CitationOut] = Field(
         default_factory=list, description="every place that states this answer, in any wording"
     )
@@ -50,6 +52,7 @@ class PassageOut(BaseModel):
     title: str
     start: int
     end: int
+    page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
     text: str = Field(..., description="verbatim: documents[doc_id].text[start:end]")
     score: float = Field(..., description="reciprocal-rank-fusion score of dense and BM25 retrieval")
 
@@ -98,10 +101,17 @@ class DocumentChange(BaseModel):
     version: int = Field(..., description="the collection version after the change")
 
 
+class PageOut(BaseModel):
+    page: int = Field(..., description="1-based")
+    start: int
+    end: int = Field(..., description="text[start:end] is the page's text")
+
+
 class DocumentOut(BaseModel):
     doc_id: str
     title: str
     text: str
+    pages: list[PageOut] | None = Field(None, description="only for formats with pages (PDF)")
 
 
 class Health(BaseModel):
@@ -118,15 +128,28 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-def answer_out(m: MergedAnswer) -> AnswerOut:
+def pages_out(pages: tuple[tuple[int, int], ...]) -> list[PageOut] | None:
+    return [PageOut(page=n, start=s, end=e) for n, (s, e) in enumerate(pages, start=1)] or None
+
+
+def answer_out(m: MergedAnswer, result: AskResult | None = None) -> AnswerOut:
+    """``result``, the answer's ``AskResult``, gives the pages of the documents."""
     a = m.answer
     cites = [
-        CitationOut(doc_id=c.doc_id, start=c.start, end=c.end, passage_id=c.passage_id, text=c.text)
+        CitationOut(
+            doc_id=c.doc_id,
+            start=c.start,
+            end=c.end,
+            passage_id=c.passage_id,
+            text=c.text,
+            page=result.page(c.doc_id, c.start) if result else None,
+        )
         for c in m.citations
     ]
     return AnswerOut(
         text=a.text, score=a.score, doc_id=a.doc_id, start=a.start, end=a.end, passage_id=a.passage_id,
-        citations=cites, documents=m.documents, conflict=m.conflict,
+        page=result.page(a.doc_id, a.start) if result else None, citations=cites,
+        documents=m.documents, conflict=m.conflict,
     )  # fmt: skip
 
 
@@ -139,6 +162,7 @@ def passages_out(result: AskResult, hits: list[Hit] | None = None) -> list[Passa
             title=result.title(h.passage.doc_id),
             start=h.passage.start,
             end=h.passage.end,
+            page=h.passage.page,
             text=h.passage.text,
             score=round(h.score, 6),
         )  # fmt: skip
@@ -149,7 +173,7 @@ def passages_out(result: AskResult, hits: list[Hit] | None = None) -> list[Passa
 def ask_response(result: AskResult) -> AskResponse:
     return AskResponse(
         question=result.question,
-        answers=[answer_out(m) for m in result.answers],
+        answers=[answer_out(m, result) for m in result.answers],
         passages=passages_out(result),
         agreement=result.agreement,
         version=result.version,

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from corpus import LoadOptions
+
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "docs"
 
 
@@ -36,9 +38,23 @@ class Settings(BaseSettings):
         None, description="when set, every endpoint but /health needs 'Authorization: Bearer <key>'"
     )
     max_upload_bytes: int = Field(10_000_000, ge=1, description="largest document accepted (bytes)")
+    max_file_bytes: int = Field(
+        200_000_000, ge=1, description="largest file read from a folder (bytes); larger ones are skipped"
+    )
+    max_pages: int = Field(2000, ge=1, description="most pages of a PDF")
+    max_text_chars: int = Field(10_000_000, ge=1, description="most characters of text in one document")
+    html_text: Literal["main", "visible"] = Field(
+        "main", description="HTML: main (main content, boilerplate removed) or visible (all visible text)"
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description='origins allowed by CORS, e.g. ["https://example.org"] (default: none)',
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(
+            max_bytes=self.max_file_bytes, max_pages=self.max_pages, max_chars=self.max_text_chars,
+            html=self.html_text,
+        )  # fmt: skip

@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from corpus import SUFFIXES, CorpusError, Document, check_doc_id, parse_document
-from service.errors import BadInputError, TooLargeError, UnsupportedTypeError
+from corpus import SUFFIXES, CorpusError, Document, LoadOptions, check_doc_id, parse_document
+from service.errors import BadInputError, TooLargeError, UnsupportedTypeError, from_corpus_error
 from service.schemas import DocumentIn
 
-TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html"}
-ACCEPTED = "a .txt, .md or .html file as multipart/form-data (field 'file'), or JSON {doc_id?, title?, text}"
+# a file part without a known extension is read as its content type says
+TYPES = {
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/html": ".html",
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+}
+ACCEPTED = (
+    "a .txt, .md, .html, .pdf, .docx or .pptx file as multipart/form-data (field 'file'), "
+    "or JSON {doc_id?, title?, text}"
+)
 
 MULTIPART_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "file": {"type": "string", "format": "binary", "description": "a .txt, .md or .html file (UTF-8)"},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": (
+                "a .txt, .md or .html file (UTF-8), a .pdf with a text layer, a .docx or a .pptx"
+            ),
+        },
         "doc_id": {"type": "string", "description": "id to store it under (default: the file name)"},
         "title": {"type": "string", "description": "default: the first heading or line"},
     },
@@ -92,7 +111,9 @@ def _from_json(body: bytes, path_id: str | None) -> Document:
     return parse_document(text.encode("utf-8"), ".txt", doc_id, title=title or None, source="api")
 
 
-async def _from_form(request: Request, body: bytes, path_id: str | None, limit: int) -> Document:
+async def _from_form(
+    request: Request, body: bytes, path_id: str | None, limit: int, options: LoadOptions
+) -> Document:
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -123,16 +144,28 @@ async def _from_form(request: Request, body: bytes, path_id: str | None, limit: 
         doc_id = _id(str(path_id or given_id or name or _default_id(data.decode("utf-8", "replace"))))
         title = _valid_text(str(fields["title"]), "title").strip() if fields["title"] else None
         try:
-            return parse_document(
-                data, suffix, doc_id, title=title or None, source="upload", name=name or doc_id
+            # off the event loop: reading a large PDF or DOCX takes a while
+            return await run_in_threadpool(
+                functools.partial(
+                    parse_document,
+                    data,
+                    suffix,
+                    doc_id,
+                    title=title or None,
+                    source="upload",
+                    name=name or doc_id,
+                    options=options,
+                )
             )
         except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
+            raise from_corpus_error(exc) from None
     finally:
         await form.close()
 
 
-async def document_from_request(request: Request, limit: int, path_id: str | None = None) -> Document:
+async def document_from_request(
+    request: Request, limit: int, path_id: str | None = None, options: LoadOptions = LoadOptions()
+) -> Document:
     """The document a POST or PUT carries (``path_id``: the id in the URL of a PUT)."""
     if path_id is not None:
         path_id = _id(path_id)
@@ -144,5 +177,5 @@ async def document_from_request(request: Request, limit: int, path_id: str | Non
         try:
             return _from_json(body, path_id)
         except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
-    return await _from_form(request, body, path_id, limit)
+            raise from_corpus_error(exc) from None
+    return await _from_form(request, body, path_id, limit, options)

@@ -24,7 +24,7 @@ def test_formats_titles_and_skips_bad_files(tmp_path, caplog):
     )
     (tmp_path / "bad.txt").write_bytes(b"caf\xe9 latin-1")
     (tmp_path / "empty.txt").write_text("  \n")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
+    (tmp_path / "ignored.csv").write_text("a,b\n")
     with caplog.at_level(logging.WARNING):
         docs = {d.doc_id: d for d in load_corpus(tmp_path)}
     assert set(docs) == {"a.txt", "b.md", "c.html"}

@@ -7,6 +7,7 @@ import pytest
 from service.cli import format_answers, main
 
 from ..conftest import DEFAULT_CORPUS, ROOT
+from ..corpus.samples import encrypted_pdf, otters_pdf, scanned_pdf
 
 Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
 
@@ -103,6 +104,8 @@ def test_help_and_light_imports_do_not_load_torch():
         "    except SystemExit: pass\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'faiss' not in sys.modules, 'faiss imported'\n"
+        "for lib in ('pypdfium2', 'docx', 'pptx', 'trafilatura'):\n"
+        "    assert lib not in sys.modules, lib + ' imported'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
@@ -112,3 +115,43 @@ def test_default_corpus_is_the_shipped_one():
     from service.settings import Settings
 
     assert Settings().corpus_dir == DEFAULT_CORPUS
+
+
+def test_add_a_folder_of_pdfs_skips_bad_files_and_ask_prints_the_page(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hanoi.md").write_text("# Hanoi\n\nHanoi is the capital of Vietnam.")
+    folder = tmp_path / "papers"
+    (folder / "animals").mkdir(parents=True)
+    (folder / "animals" / "otters.pdf").write_bytes(otters_pdf())
+    (folder / "scan.pdf").write_bytes(scanned_pdf())
+    (folder / "locked.pdf").write_bytes(encrypted_pdf())
+    (folder / "fake.pdf").write_text("not a pdf")
+    where = ["--corpus", str(corpus), "--index-dir", str(tmp_path / "i")]
+    r = subprocess.run(
+        [sys.executable, "-m", "service", "add", str(folder), "--quiet", *where],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "added animals/otters.pdf (1 passages)" in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 4, r.stderr
+    assert lines[0].startswith("citeqa: WARNING: skipping fake.pdf: the content is text")
+    assert lines[1].startswith("citeqa: WARNING: skipping locked.pdf: the PDF is encrypted")
+    assert (
+        lines[2] == "citeqa: WARNING: skipping scan.pdf: the PDF has no text layer "
+        "(scanned or image-only pages); it needs OCR"
+    )
+    assert (
+        lines[3]
+        == f"citeqa: WARNING: read 1 of 4 documents in {folder}; skipped 3 that cannot be used (see above)"
+    )
+
+    # a single bad file fails the command as a whole
+    assert main(["add", str(folder / "scan.pdf"), "--quiet", *where]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("citeqa: error: ") and "OCR" in err and err.count("\n") == 1
+
+    assert main(["ask", "What do sea otters use to crack open shellfish?", *where]) == 0
+    out = capsys.readouterr().out
+    assert "cited from animals/otters.pdf:" in out and ", p. 2 — Sea otters" in out
