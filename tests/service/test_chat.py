@@ -4,6 +4,8 @@ import httpx
 import openai
 import pytest
 
+from service.agreement import compatible
+
 Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
 
 
@@ -38,10 +40,16 @@ def test_answer_with_citations(oai, live_server):
     annotations = _annotations(msg)
     texts = _texts(live_server)
     assert annotations
+    assert any(
+        a["text"] == "January 31, 1950" and a["doc_id"] == "002_4aa47291d7cb64dc.txt" for a in annotations
+    )
     for a in annotations:
+        # each citation marks the answer in the reply and quotes its document in that document's
+        # own words, which may state the same fact differently ("1950s")
         assert msg.content[a["start_index"] : a["end_index"]] == "January 31, 1950"
-        assert texts[a["doc_id"]][a["start"] : a["end"]] == a["text"] == "January 31, 1950"
-        assert a["url"].endswith("/documents/002_4aa47291d7cb64dc.txt") and a["kind"] == "answer"
+        assert texts[a["doc_id"]][a["start"] : a["end"]] == a["text"]
+        assert compatible(a["text"], "January 31, 1950")
+        assert a["url"].endswith(f"/documents/{a['doc_id']}") and a["kind"] == "answer"
 
 
 def test_abstention_lists_closest_passages(oai, live_server):
