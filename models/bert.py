@@ -344,15 +344,3 @@ def mean_pool(hidden: Any, attention: Any) -> Any:
     w = np.asarray(attention, dtype=np.float32)[:, :, None]
     v = (h * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
-__all__ = [
-    "PRECISIONS",
-    "Runner",
-    "is_plain_bert",
-    "load_encoder",
-    "load_qa",
-    "load_tokenizer",
-    "mean_pool",
-    "resolve_precision",
-]
