@@ -46,9 +46,12 @@ def test_other_model_folders_fall_back_to_sentence_transformers(tmp_path):
     assert e.encode(["a question"]).shape == (1, 384)
 
 
-def test_precision_choices():
+def test_precision_choices(monkeypatch):
     assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("int8") == "int8"
     assert resolve_precision("auto") in ("fp32", "bf16")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # an AVX2-only CPU, emulated: no native bf16
+    assert resolve_precision("auto") == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("int4")
 
@@ -97,6 +100,59 @@ def test_reader_logits_match_transformers():
         out = runner(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).numpy()
         assert np.abs(out[:, :, 0] - ref.start_logits.numpy())[mask].max() < tolerance, precision
         assert np.abs(out[:, :, 1] - ref.end_logits.numpy())[mask].max() < tolerance, precision
+
+
+def test_int8_quantises_only_the_reader_encoder_layers_and_stays_close(texts):
+    """int8: the reader's transformer layers' linear maps are int8, its span head and embeddings
+    are not, and its logits stay close to float32's (the accuracy cost is measured by
+    bench.variants). The embedder stays as auto chooses."""
+    import torch
+
+    from models.bert import load_qa
+    from reader.qa_model import MODEL_DIR, base_model_dir
+
+    runner = load_qa(MODEL_DIR, base_model_dir(), "int8")
+    int8_linear = torch.ao.nn.quantized.dynamic.Linear
+    linears = [
+        m for m in runner.module.bert.encoder.modules() if isinstance(m, (torch.nn.Linear, int8_linear))
+    ]
+    assert len(linears) == 36 and all(isinstance(m, int8_linear) for m in linears)  # 6 layers x 6
+    assert type(runner.module.qa_outputs) is torch.nn.Linear
+    assert runner.module.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+
+    tok = load_tokenizer()
+    enc = encode_windows(tok, "When did relations decline?", texts[:3], 256, 96)
+    args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    ref = load_qa(MODEL_DIR, base_model_dir(), "fp32")(*args).numpy()
+    out = runner(*args).numpy()
+    mask = enc["attention_mask"].astype(bool)
+    corr = np.corrcoef(out[mask].ravel(), ref[mask].ravel())[0, 1]
+    assert corr > 0.98, corr
+
+    assert Embedder(precision="int8").precision == "auto"  # int8 is the reader's only
+
+
+def test_rows_of_different_lengths_run_in_groups_with_the_same_result():
+    """A batch of a long and short windows is computed in length groups, not padded to the
+    longest, and every row's logits are those of the padded batch."""
+    from models.bert import load_qa
+    from models.bert import load_tokenizer as raw_tokenizer
+    from reader.qa_model import MODEL_DIR, Windows, base_model_dir
+
+    docs = load_corpus(DEFAULT_CORPUS)
+    enc = Windows(raw_tokenizer(base_model_dir()), "When was it founded?",
+                  [docs[0].text[:1500], "A short one.", docs[1].text[:300]], 256, 96)  # fmt: skip
+    lengths = enc.attention_mask.sum(axis=1)
+    assert lengths.max() > 2 * lengths.min()
+    runner = load_qa(MODEL_DIR, base_model_dir(), "fp32")
+    calls = []
+    passes = runner._pass
+    runner._pass = lambda *a: calls.append(a[0].shape) or passes(*a)  # type: ignore[method-assign]
+    grouped = runner._forward(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
+    assert len(calls) > 1 and sum(r * w for r, w in calls) < enc.input_ids.size
+    padded = passes(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
+    mask = enc.attention_mask.astype(bool)
+    assert np.abs(grouped - padded)[mask].max() < 1e-3
 
 
 def test_concurrent_calls_share_passes_and_get_their_own_rows(texts):
