@@ -48,6 +48,7 @@ def _cached_pipeline(docs: list[Document], source: Path, settings: Any, chunking
     return Pipeline(
         corpus_dir=source, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
         reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
+        reader_focus=settings.reader_focus,
         max_question_chars=settings.max_question_chars, documents=docs,
     )  # fmt: skip
 
@@ -93,6 +94,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
         manifest: dict[str, Any] = {
             "reader": reader.name,
             "reader_threshold": getattr(reader, "threshold", None),
+            "reader_focus": getattr(reader, "focus", None),
             "precision": settings.precision,
             "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
             "chunking": chunking.as_dict(),
@@ -113,6 +115,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             **pipeline.index.manifest,
             "reader": pipeline.reader.name,
             "reader_threshold": getattr(pipeline.reader, "threshold", None),
+            "reader_focus": getattr(pipeline.reader, "focus", None),
             "precision": settings.precision,
         }
         t0 = time.perf_counter()

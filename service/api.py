@@ -60,6 +60,7 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
         reader=settings.reader,
         reader_threshold=settings.reader_threshold,
         precision=settings.precision,
+        reader_focus=settings.reader_focus,
         chunking=ChunkParams(settings.max_words, settings.overlap_words),
         max_question_chars=settings.max_question_chars,
         load_options=settings.load_options(),

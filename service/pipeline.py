@@ -22,6 +22,7 @@ from index import (
 )
 from index.store import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader
+from reader.trained import DEFAULT_FOCUS as READ_FOCUS
 from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
@@ -74,12 +75,16 @@ class AskResult:
 
 
 def make_reader(
-    name: str, embedder: Embedder, threshold: float | None = None, precision: str = "auto"
+    name: str,
+    embedder: Embedder,
+    threshold: float | None = None,
+    precision: str = "auto",
+    focus: int = READ_FOCUS,
 ) -> Reader:
     if name == "baseline":
         return BaselineReader(embedder)
     if name == "trained":
-        return TrainedReader(threshold=threshold, precision=precision)
+        return TrainedReader(threshold=threshold, precision=precision, focus=focus)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 
@@ -120,6 +125,7 @@ class Pipeline:
         reader_threshold: float | None = None,
         precision: str = "auto",
         load_options: LoadOptions = LoadOptions(),
+        reader_focus: int = READ_FOCUS,
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -137,7 +143,7 @@ class Pipeline:
         self.model_path = model_path
         self.precision = precision
         self.embedder = embedder or Embedder(model_path, precision=precision)
-        self.reader = make_reader(reader, self.embedder, reader_threshold, precision)
+        self.reader = make_reader(reader, self.embedder, reader_threshold, precision, reader_focus)
         self.index: Index | None = None
         # queries run in parallel: the tokenizers are set up once and never changed, and the
         # models' forward passes take turns (models.bert.COMPUTE), each on every core

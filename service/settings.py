@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus import LoadOptions
+from reader.trained import DEFAULT_FOCUS
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "docs"
 
@@ -27,9 +28,16 @@ class Settings(BaseSettings):
     reader_threshold: float | None = Field(
         None, ge=0, le=1, description="trained reader: abstain below this probability (default: tuned)"
     )
-    precision: Literal["auto", "fp32", "bf16"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
-        description="model arithmetic: auto (bf16 where the CPU has native bfloat16), fp32 or bf16",
+        description="model arithmetic: auto (fastest that keeps accuracy on this CPU), fp32, bf16 or int8",
+    )
+    reader_focus: int = Field(
+        DEFAULT_FOCUS,
+        ge=0,
+        le=100_000,
+        description="trained reader: per passage, read the sentences that best match the question, "
+        "up to this many characters (0: whole passages)",
     )
     max_words: int = Field(120, ge=16, le=400, description="passage size in words")
     overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")

@@ -54,7 +54,8 @@ def test_abstains_when_the_passages_do_not_answer(reader, passages):
     assert reader.read("anything?", []) == []
 
 
-def test_long_passages_are_read_in_windows(reader):
+def test_long_passages_are_read_in_windows(reader, monkeypatch):
+    monkeypatch.setattr(reader, "focus", 0)  # whole passages, so the windows are what is tested
     filler = " ".join(
         f"Paragraph filler sentence number {i} mentions nothing of interest." for i in range(80)
     )
