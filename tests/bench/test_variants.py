@@ -1,0 +1,36 @@
+"""The per-CPU-kind benchmark: CPU description, emulation, variants and its table (no timing)."""
+
+from bench.cpu import AVX2_ENV, describe
+from bench.variants import FOCUS, main, table, variants
+
+
+def test_describe_names_the_cpu_and_sees_the_avx2_emulation(monkeypatch):
+    cpu = describe()
+    assert cpu["cpus"] >= 1 and cpu["model"]
+    assert cpu["kind"] == "native"
+    for k, v in AVX2_ENV.items():
+        monkeypatch.setenv(k, v)
+    cpu = describe()
+    assert cpu["kind"] == "avx2 (emulated)" and cpu["native_bf16"] is False
+
+
+def test_bf16_is_measured_only_where_it_is_native():
+    assert ("bf16", 0) not in variants(native_bf16=False)
+    assert {("fp32", 0), ("fp32", FOCUS), ("int8", 0), ("int8", FOCUS)} <= set(variants(False))
+    assert ("bf16", FOCUS) in variants(native_bf16=True)
+
+
+def test_an_unknown_cpu_kind_is_one_line_and_exit_2(capsys):
+    assert main(["--kinds", "arm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown CPU kind 'arm'") and "\n" not in err
+
+
+def test_table_shows_each_kind_with_its_cpu_and_accuracy_beside_speed():
+    cpu = {"kind": "avx2 (emulated)", "model": "Some CPU", "cpus": 2, "instruction_sets": ["avx2"]}
+    row = {"precision": "int8", "focus": 300, "c1_p50_ms": 41.5, "validation_f1": 72.1, "seed_f1": 75.0}
+    md = table({"date": "d", "command": "c", "kinds": [{"cpu": cpu, "auto": "fp32", "rows": [row]}]})
+    assert "## avx2 (emulated): Some CPU, 2 CPUs" in md and "`auto` chooses fp32" in md
+    assert "capped at AVX2 by ATEN_CPU_CAPABILITY=avx2" in md
+    line = next(x for x in md.splitlines() if x.startswith("| int8"))
+    assert "41.5" in line and "72.1" in line and "75.0" in line
