@@ -138,10 +138,13 @@ def compose(result: AskResult, base_url: str = "") -> tuple[str, list[dict[str, 
         add("\n" if conflict else "\n\n")  # a conflict's last line has ended already
         add(f"(confidence {scores}{agree})\n\nSources:\n")
         for n, c, a_start, a_end in sources:
-            add(f"[{n}] {result.title(c.doc_id)} — {c.doc_id}:{c.start}-{c.end}\n    “")
+            page = result.page(c.doc_id, c.start)
+            on_page = f", p. {page}" if page is not None else ""
+            add(f"[{n}] {result.title(c.doc_id)} — {c.doc_id}:{c.start}-{c.end}{on_page}\n    “")
             add(_quote(result.sentence(c.passage_id, c.doc_id, c.start, c.end)[1]))
             add("”\n")
             where = _source(result, base_url, c.doc_id, c.start, c.end, c.passage_id)
+            where["page"] = page
             text = result.text(c.doc_id, c.start, c.end)
             annotations.append(
                 _annotation("conflict" if conflict else "answer", n, a_start, a_end, **where, text=text)

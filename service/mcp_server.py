@@ -28,6 +28,7 @@ class Citation(BaseModel):
     end: int
     passage_id: str
     quote: str = Field(..., description="document.text[start:end]")
+    page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
 
 
 class Side(BaseModel):
@@ -73,6 +74,7 @@ def _citations(result: Result, m: MergedAnswer) -> list[Citation]:
             end=c.end,
             passage_id=c.passage_id,
             quote=result.text(c.doc_id, c.start, c.end),
+            page=result.page(c.doc_id, c.start),
         )  # fmt: skip
         for c in m.citations
     ]

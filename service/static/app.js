@@ -22,6 +22,11 @@ function highlighted(text, start, end, tag = "p", cls = "passage") {
   return box;
 }
 
+// ", p. 3" for formats with pages (PDF), nothing for the others
+function pageLabel(page) {
+  return Number.isInteger(page) ? `, p. ${page}` : "";
+}
+
 function docLink(docId, start, end, label) {
   const params = new URLSearchParams({ doc: docId, start: String(start), end: String(end) });
   return el("a", { href: "#" + params.toString(), class: "open-doc" }, label);
@@ -82,7 +87,7 @@ function setStatus(message, isError = false) {
 function passageItem(p) {
   return el("li", {},
     el("strong", {}, p.title || p.doc_id), " ",
-    el("span", { class: "cite" }, `${p.doc_id}:${p.start}-${p.end}`), " ",
+    el("span", { class: "cite" }, `${p.doc_id}:${p.start}-${p.end}${pageLabel(p.page)}`), " ",
     docLink(p.doc_id, p.start, p.end, "open document"),
     el("p", { class: "passage" }, p.text));
 }
@@ -95,7 +100,7 @@ function answerBlock(a, passages, attrs) {
     el("p", { class: "answer-text", ...attrs }, a.text),
     el("p", { class: "meta" },
       `score ${(a.score * 100).toFixed(0)}%${sources} · `, el("strong", {}, p ? p.title : a.doc_id), " · ",
-      el("span", { class: "cite" }, `${a.doc_id}:${a.start}-${a.end}`), " · ",
+      el("span", { class: "cite" }, `${a.doc_id}:${a.start}-${a.end}${pageLabel(a.page)}`), " · ",
       docLink(a.doc_id, a.start, a.end, "open document")));
   if (p) block.append(highlighted(p.text, a.start - p.start, a.end - p.start));
   return block;

@@ -32,6 +32,10 @@ def test_pdf_upload_then_ask_cites_the_page(make_client, tmp_path, embedder):
         answer = body["answers"][0]
         assert answer["doc_id"] == "otters.pdf" and "rocks" in answer["text"]
         assert answer["page"] == 2 and answer["citations"][0]["page"] == 2
+        chat = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]})
+        reply = chat.json()["choices"][0]["message"]
+        assert "otters.pdf:" in reply["content"] and ", p. 2\n" in reply["content"]  # Sources
+        assert reply["annotations"][0]["url_citation"]["page"] == 2
         assert second["start"] <= answer["start"] < second["end"]
         pdf_passages = [p for p in body["passages"] if p["doc_id"] == "otters.pdf"]
         assert pdf_passages and all(p["page"] == 1 for p in pdf_passages)  # one passage, from page 1

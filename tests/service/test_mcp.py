@@ -80,6 +80,7 @@ def test_mcp_over_stdio(index_dir, pipeline):
 
     result = anyio.run(main)
     assert result["citations"][0]["doc_id"] == "002_4aa47291d7cb64dc.txt"
+    assert result["citations"][0]["page"] is None  # plain text has no pages
 
 
 def test_mcp_over_streamable_http(live_server):

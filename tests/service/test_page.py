@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import ROOT
+from ..corpus import samples
 
 Q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
 SHOTS = ROOT / ".citeqa" / "screenshots"
@@ -162,8 +163,8 @@ def keyed_server(tmp_path_factory, pipeline, index_dir):
 
 
 def test_key_prompt_then_add_ask_and_remove_a_document(page, keyed_server, tmp_path):
-    otters = tmp_path / "otters.md"
-    otters.write_text("# Otters\n\nSea otters use rocks to crack open shellfish along the Pacific coast.\n")
+    otters = tmp_path / "otters.pdf"  # two pages: the answer is on the second
+    otters.write_bytes(samples.otters_pdf())
     page.goto(keyed_server + "/")
     page.click("#docs-panel summary")
     page.wait_for_selector("#key-form:not([hidden])")
@@ -178,7 +179,7 @@ def test_key_prompt_then_add_ask_and_remove_a_document(page, keyed_server, tmp_p
 
     page.set_input_files("#upload-file", str(otters))
     page.click("#upload-button")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Added otters.md')")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Added otters.pdf')")
     assert page.locator("#doc-list li").count() == 4
     _shot(page, "documents.png")
 
@@ -186,13 +187,14 @@ def test_key_prompt_then_add_ask_and_remove_a_document(page, keyed_server, tmp_p
     page.click("#ask-button")
     page.wait_for_selector("#answer-text")
     assert "rocks" in page.inner_text("#answer-text")
-    assert "otters.md" in page.inner_text("#answer .meta")
+    assert "otters.pdf" in page.inner_text("#answer .meta")
+    assert ", p. 2" in page.inner_text("#answer .meta")  # the page the answer is on
 
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("#doc-list button[data-doc='otters.md']")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Removed otters.md')")
+    page.click("#doc-list button[data-doc='otters.pdf']")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Removed otters.pdf')")
     assert page.locator("#doc-list li").count() == 3
     page.fill("#question", "What do sea otters use to crack open shellfish?")
     page.click("#ask-button")
     page.wait_for_function("!document.querySelector('#ask-button').disabled")
-    assert "otters.md" not in page.inner_text("#result")
+    assert "otters.pdf" not in page.inner_text("#result")
