@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         "--base", type=Path, default=None, help="encoder folder to train on (default: the bundled MiniLM)"
     )
     ap.add_argument("--lora", type=int, default=0, help="train LoRA adapters of this rank (needs peft)")
+    ap.add_argument(
+        "--layers", type=int, default=0, help="keep only the first N encoder layers (a smaller student)"
+    )
     ap.add_argument("--teacher", type=Path, default=None, help="a trained reader to distil from")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's targets in the loss")
     ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
@@ -433,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     # what makes a checkpoint resumable: the same data plan and optimisation settings
     keys = ("init", "epochs", "batch_size", "lr", "max_len", "stride", "limit", "seed", "max_minutes")
     recipe = {k: str(getattr(args, k)) for k in keys}
-    recipe.update({k: str(getattr(args, k)) for k in ("base", "lora", "teacher", "alpha", "temperature")
+    optional = ("base", "lora", "layers", "teacher", "alpha", "temperature")
+    recipe.update({k: str(getattr(args, k)) for k in optional
                    if getattr(args, k) not in (None, 0, ap.get_default(k))})  # fmt: skip
     ckpt_file = args.checkpoint / "state.pt"
     state: dict[str, Any] | None = None
@@ -461,6 +465,13 @@ def main(argv: list[str] | None = None) -> int:
         model, _, _ = load_reader(args.init)
     else:
         model = new_model(args.base)
+    if args.layers:
+        layers = model.bert.encoder.layer
+        if not 0 < args.layers <= len(layers):
+            print(f"error: --layers must be between 1 and {len(layers)}", file=sys.stderr)
+            return 2
+        model.bert.encoder.layer = torch.nn.ModuleList(list(layers)[: args.layers])
+        model.config.num_hidden_layers = args.layers
     model.get_input_embeddings().weight.requires_grad_(False)
     if args.lora:
         model = with_lora(model, args.lora)
@@ -553,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             "steps": step, "planned_steps": len(plan), "windows_seen": seen, "batch_size": args.batch_size,
             "lr": args.lr, "epochs": args.epochs, "train_max_len": args.max_len, "train_stride": args.stride,
             "init": str(args.init) if args.init else f"{(args.base or base_model_dir()).name}, new head",
-            "lora_rank": args.lora or None, "teacher": str(args.teacher) if args.teacher else None,
+            "lora_rank": args.lora or None, "layers": args.layers or None,
+            "teacher": str(args.teacher) if args.teacher else None,
             "device": device.type,
             "frozen": "word embeddings", "seed": args.seed, "minutes": round(train_minutes, 1),
             "threads": torch.get_num_threads(), "precision": precision,

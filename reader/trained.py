@@ -94,7 +94,6 @@ class TrainedReader:
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:
         if not passages or not question.strip():
             return []
-        self.warm_up()
         views, enc = self.windows(question, passages)
         logits = self._model(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
         spans = decode_spans(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])

@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from corpus import Document, chunk
 from reader import train
 
 SPLIT = json.loads(train.SPLIT.read_text())
@@ -159,3 +160,27 @@ def test_a_teacher_with_the_students_tokeniser_gives_back_its_own_distribution()
             own = torch.softmax(logits[r, : len(keep)].masked_fill(~keep, -1e4), -1)
             assert torch.allclose(soft[r, : len(keep)], own, atol=1e-4), r
             assert soft[r][~mask[r]].sum() == 0
+
+
+def test_a_smaller_student_keeps_the_first_layers_and_serves(data, tmp_path, capsys, keep_threads):
+    """--layers 2: the student keeps two encoder layers, learns from the shipped reader, and the
+    service's reader loads and runs it like the shipped one."""
+    from reader import TrainedReader
+    from reader.qa_model import MODEL_DIR
+
+    out = tmp_path / "small"
+    args = ["--data", str(data), "--out", str(out), "--checkpoint", str(tmp_path / "ckpt"),
+            "--init", str(MODEL_DIR), "--layers", "2", "--teacher", str(MODEL_DIR),
+            "--batch-size", "2", "--max-len", "64", "--stride", "16", "--precision", "fp32", "--threads", "1",
+            "--limit", "0.3"]  # fmt: skip
+    assert train.main([*args[:-2], "--layers", "9"]) == 2
+    assert "--layers must be between 1 and 6" in capsys.readouterr().err
+    assert train.main(args) == 0
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
+    assert json.loads((out / "reader.json").read_text())["train"]["layers"] == 2
+    reader = TrainedReader(out, threshold=0.0)
+    reader.warm_up()
+    assert len(reader._model.module.bert.encoder.layer) == 2
+    (passage,) = chunk(Document("basel.txt", "Basel", CONTEXT))
+    for a in reader.read("When was the bridge at Basel built?", [passage]):
+        assert CONTEXT[a.start : a.end] == a.text
