@@ -60,6 +60,8 @@ def _answering(page, body):
 
 def test_ask_highlight_and_follow_the_citation(page, live_server):
     page.goto(live_server + "/")
+    page.wait_for_function("document.querySelector('#status') !== null")
+    assert not page.is_visible("#key-form")  # this server needs no key: the key form stays hidden
     page.fill("#question", Q)
     page.press("#question", "Enter")  # keyboard: Enter asks
     page.wait_for_selector("#answer-text")
