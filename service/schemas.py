@@ -54,6 +54,11 @@ class PassageOut(BaseModel):
     end: int
     page: int | None = Field(None, description="1-based page where it starts; null for formats without pages")
     text: str = Field(..., description="verbatim: documents[doc_id].text[start:end]")
+    sentences: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="document offsets of the passage's clean sentences; text between them (navigation, "
+        "pop-ups) is what the reader leaves out",
+    )
     score: float = Field(..., description="reciprocal-rank-fusion score of dense and BM25 retrieval")
 
 
@@ -164,6 +169,7 @@ def passages_out(result: AskResult, hits: list[Hit] | None = None) -> list[Passa
             end=h.passage.end,
             page=h.passage.page,
             text=h.passage.text,
+            sentences=list(h.passage.sentences),
             score=round(h.score, 6),
         )  # fmt: skip
         for h in (result.hits if hits is None else hits)

@@ -13,12 +13,23 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// text with [start, end) wrapped in <mark>, as three text nodes
-function highlighted(text, start, end, tag = "p", cls = "passage") {
+// text with [start, end) wrapped in <mark>; given the passage's sentences (document offsets, the
+// passage starting at document offset `at`), the text outside them, which the reader left out
+// (navigation, pop-ups), is dimmed
+function highlighted(text, start, end, tag = "p", cls = "passage", sentences = null, at = 0) {
   const box = el(tag, { class: cls });
-  box.append(document.createTextNode(text.slice(0, start)));
-  box.append(el("mark", {}, text.slice(start, end)));
-  box.append(document.createTextNode(text.slice(end)));
+  const spans = (sentences || []).map(([s, e]) => [s - at, e - at]);
+  const cuts = [...new Set([0, text.length, start, end, ...spans.flat()])]
+    .filter((i) => i >= 0 && i <= text.length).sort((a, b) => a - b);
+  for (let k = 0; k + 1 < cuts.length; k++) {
+    const [a, b] = [cuts[k], cuts[k + 1]];
+    let node = document.createTextNode(text.slice(a, b));
+    if (start <= a && b <= end && start < end) node = el("mark", {}, node);
+    if (sentences && sentences.length && !spans.some(([s, e]) => s <= a && b <= e)) {
+      node = el("span", { class: "debris" }, node);
+    }
+    box.append(node);
+  }
   return box;
 }
 
@@ -89,7 +100,7 @@ function passageItem(p) {
     el("strong", {}, p.title || p.doc_id), " ",
     el("span", { class: "cite" }, `${p.doc_id}:${p.start}-${p.end}${pageLabel(p.page)}`), " ",
     docLink(p.doc_id, p.start, p.end, "open document"),
-    el("p", { class: "passage" }, p.text));
+    highlighted(p.text, 0, 0, "p", "passage", p.sentences, p.start));
 }
 
 // an answer: its text, score, source, and its passage with the answer highlighted
@@ -102,7 +113,7 @@ function answerBlock(a, passages, attrs) {
       `score ${(a.score * 100).toFixed(0)}%${sources} · `, el("strong", {}, p ? p.title : a.doc_id), " · ",
       el("span", { class: "cite" }, `${a.doc_id}:${a.start}-${a.end}${pageLabel(a.page)}`), " · ",
       docLink(a.doc_id, a.start, a.end, "open document")));
-  if (p) block.append(highlighted(p.text, a.start - p.start, a.end - p.start));
+  if (p) block.append(highlighted(p.text, a.start - p.start, a.end - p.start, "p", "passage", p.sentences, p.start));
   return block;
 }
 
@@ -136,7 +147,7 @@ function render(body) {
       if (!q || shown.has(c.passage_id)) continue;
       shown.add(c.passage_id);
       const item = passageItem(q);
-      item.replaceChild(highlighted(q.text, c.start - q.start, c.end - q.start), item.lastChild);
+      item.replaceChild(highlighted(q.text, c.start - q.start, c.end - q.start, "p", "passage", q.sentences, q.start), item.lastChild);
       others.append(item);
     }
     for (const q of body.passages) if (!shown.has(q.passage_id)) others.append(passageItem(q));

@@ -27,6 +27,10 @@ def _check_invariant(client, body):
         if item["doc_id"] not in texts:
             texts[item["doc_id"]] = client.get(f"/documents/{item['doc_id']}").json()["text"]
         assert texts[item["doc_id"]][item["start"] : item["end"]] == item["text"]
+    for p in body["passages"]:  # the clean sentences lie inside their passage, in order
+        assert all(p["start"] <= s < e <= p["end"] for s, e in p["sentences"])
+        assert p["sentences"] == sorted(p["sentences"])
+    assert any(p["sentences"] for p in body["passages"])
 
 
 def test_add_ask_replace_remove_through_the_api(make_client):

@@ -67,6 +67,9 @@ def test_ask_highlight_and_follow_the_citation(page, live_server):
     page.wait_for_selector("#answer-text")
     assert page.inner_text("#answer-text") == "January 31, 1950"
     assert page.inner_text("#answer mark") == "January 31, 1950"
+    # what the reader left out of the passage (the scraped page's navigation) is dimmed, not the answer
+    debris = page.locator("#answer .debris").all_inner_texts()
+    assert any("TheInfoList" in d for d in debris) and not any("1950" in d for d in debris)
     assert "North Korea–Vietnam relations" in page.inner_text("#answer")
     assert page.locator("#others li").count() >= 1
     assert _shot(page, "answer.png").stat().st_size > 0
