@@ -13,35 +13,18 @@ rather than by words, and guessing would lose it.
 from __future__ import annotations
 
 import math
-import re
-import threading
 from collections import Counter
 from collections.abc import Sequence
 
 from corpus import Passage
+from corpus.analysis import Analyzer
 
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-_local = threading.local()  # a PyStemmer object per thread: they must not be shared
-
-
-def _stop() -> frozenset[str]:
-    stop = getattr(_local, "stop", None)
-    if stop is None:
-        from bm25s.stopwords import STOPWORDS_EN
-
-        stop = _local.stop = frozenset(STOPWORDS_EN)
-    return stop
+_analyze = Analyzer()
 
 
 def terms(text: str) -> set[str]:
-    """Lower-case, stemmed words of 2+ characters, stop words left out."""
-    stem = getattr(_local, "stem", None)
-    if stem is None:
-        import Stemmer
-
-        stem = _local.stem = Stemmer.Stemmer("english")
-    stop = _stop()
-    return set(stem.stemWords([w for w in _WORD.findall(text.lower()) if w not in stop]))
+    """The question's or sentence's words as BM25 indexes them: stemmed, stop words left out."""
+    return set(_analyze(text))
 
 
 def select(
