@@ -48,7 +48,7 @@ def _cached_pipeline(docs: list[Document], source: Path, settings: Any, chunking
     return Pipeline(
         corpus_dir=source, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
         reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
-        reader_focus=settings.reader_focus,
+        reader_focus=settings.reader_focus, reader_dir=settings.reader_dir,
         max_question_chars=settings.max_question_chars, documents=docs,
     )  # fmt: skip
 
@@ -95,6 +95,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             "reader": reader.name,
             "reader_threshold": getattr(reader, "threshold", None),
             "reader_focus": getattr(reader, "focus", None),
+            "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
             "precision": settings.precision,
             "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
             "chunking": chunking.as_dict(),
@@ -116,6 +117,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             "reader": pipeline.reader.name,
             "reader_threshold": getattr(pipeline.reader, "threshold", None),
             "reader_focus": getattr(pipeline.reader, "focus", None),
+            "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
             "precision": settings.precision,
         }
         t0 = time.perf_counter()

@@ -61,6 +61,7 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
         reader_threshold=settings.reader_threshold,
         precision=settings.precision,
         reader_focus=settings.reader_focus,
+        reader_dir=settings.reader_dir,
         chunking=ChunkParams(settings.max_words, settings.overlap_words),
         max_question_chars=settings.max_question_chars,
         load_options=settings.load_options(),

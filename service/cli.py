@@ -22,6 +22,7 @@ def _settings(args: argparse.Namespace) -> Any:
             "index_dir": args.index_dir,
             "model_path": args.model,
             "reader": getattr(args, "reader", None),
+            "reader_dir": getattr(args, "reader_dir", None),
             "precision": args.precision,
         }.items()
         if v is not None
@@ -250,10 +251,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(args, _settings(args))
 
 
+def _reader_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reader-dir",
+        type=Path,
+        metavar="DIR",
+        help="trained reader folder written by `python -m reader.train --out` "
+        "(env CITEQA_READER_DIR; default: the shipped reader/model)",
+    )
+
+
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
     from eval.options import add_arguments
 
     add_arguments(p)
+    _reader_dir_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_ask.add_argument("--json", action="store_true", help="print exactly the /ask response body")
     p_ask.add_argument("--reader", help="answer extractor: trained (default) or baseline")
+    _reader_dir_argument(p_ask)
     p_ask.add_argument("-v", "--verbose", action="store_true", help="show the passage of every answer")
     p_ask.set_defaults(func=cmd_ask)
 
@@ -312,9 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", help="default 127.0.0.1 (env CITEQA_HOST)")
     p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
     p_serve.add_argument("--reader", help="answer extractor: trained (default) or baseline")
+    _reader_dir_argument(p_serve)
     p_serve.set_defaults(func=cmd_serve)
     p_mcp = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio (for chat apps)")
     p_mcp.add_argument("--reader", help="answer extractor: trained (default) or baseline")
+    _reader_dir_argument(p_mcp)
     p_mcp.set_defaults(func=cmd_mcp)
 
     p_eval = sub.add_parser("eval", parents=[common], help="measure answer accuracy against a gold set")

@@ -80,11 +80,20 @@ def make_reader(
     threshold: float | None = None,
     precision: str = "auto",
     focus: int = READ_FOCUS,
+    model_dir: str | Path | None = None,
 ) -> Reader:
     if name == "baseline":
         return BaselineReader(embedder)
     if name == "trained":
-        return TrainedReader(threshold=threshold, precision=precision, focus=focus)
+        if model_dir is None:
+            return TrainedReader(threshold=threshold, precision=precision, focus=focus)
+        missing = [f for f in ("model.safetensors", "reader.json") if not (Path(model_dir) / f).is_file()]
+        if missing:
+            raise BadInputError(
+                f"reader folder {model_dir} has no {' or '.join(missing)} "
+                "(python -m reader.train --out DIR writes one)"
+            )
+        return TrainedReader(model_dir, threshold=threshold, precision=precision, focus=focus)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 
@@ -126,6 +135,7 @@ class Pipeline:
         precision: str = "auto",
         load_options: LoadOptions = LoadOptions(),
         reader_focus: int = READ_FOCUS,
+        reader_dir: str | Path | None = None,
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -143,7 +153,9 @@ class Pipeline:
         self.model_path = model_path
         self.precision = precision
         self.embedder = embedder or Embedder(model_path, precision=precision)
-        self.reader = make_reader(reader, self.embedder, reader_threshold, precision, reader_focus)
+        self.reader = make_reader(
+            reader, self.embedder, reader_threshold, precision, reader_focus, model_dir=reader_dir
+        )
         self.index: Index | None = None
         # queries run in parallel: the tokenizers are set up once and never changed, and the
         # models' forward passes take turns (models.bert.COMPUTE), each on every core

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     reader: str = Field(
         "trained", description="answer extractor: trained (the shipped span reader) or baseline"
     )
+    reader_dir: Path | None = Field(
+        None,
+        description="trained reader: a folder written by `python -m reader.train --out` "
+        "(default: the shipped reader/model)",
+    )
     reader_threshold: float | None = Field(
         None, ge=0, le=1, description="trained reader: abstain below this probability (default: tuned)"
     )

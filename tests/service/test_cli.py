@@ -29,6 +29,23 @@ def test_ask_human_output_marks_the_answer(index_dir, capsys):
     assert "No answer found" in capsys.readouterr().out
 
 
+def test_reader_dir_chooses_the_trained_reader_folder(index_dir, capsys, tmp_path):
+    from reader.qa_model import MODEL_DIR
+
+    assert main(["ask", Q, "--json", "--index-dir", str(index_dir)]) == 0
+    shipped = json.loads(capsys.readouterr().out)
+    copy = tmp_path / "reader"
+    copy.mkdir()
+    for f in ("config.json", "model.safetensors", "reader.json"):
+        (copy / f).write_bytes((MODEL_DIR / f).read_bytes())
+    assert main(["ask", Q, "--json", "--index-dir", str(index_dir), "--reader-dir", str(copy)]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == shipped["answers"]
+    meta = json.loads((copy / "reader.json").read_text())
+    (copy / "reader.json").write_text(json.dumps({**meta, "threshold": 1.0}))
+    assert main(["ask", Q, "--json", "--index-dir", str(index_dir), "--reader-dir", str(copy)]) == 0
+    assert json.loads(capsys.readouterr().out)["answers"] == []  # the folder's own threshold is used
+
+
 def test_disagreeing_sources_are_printed_side_by_side(scripted_pipeline):
     out = format_answers(scripted_pipeline.ask("When was Harlow Mill built?"))
     lines = out.splitlines()
@@ -55,6 +72,7 @@ def test_agreeing_sources_are_one_answer_with_both_citations(scripted_pipeline):
         (["ask", "x" * 2001], "2000"),
         (["ask", "ok?", "--top-k", "0"], "top_k"),
         (["ask", "ok?", "--reader", "nope"], "unknown reader"),
+        (["ask", "ok?", "--reader-dir", "no-such-folder"], "has no model.safetensors or reader.json"),
     ],
 )
 def test_bad_cli_input_exits_2_with_a_message(args, message, index_dir, capsys):
