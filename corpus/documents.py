@@ -7,13 +7,14 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 from corpus.errors import CorpusError, DocumentTooLargeError
 from corpus.formats import Extracted, LoadOptions, read_docx, read_html_main, read_pdf, read_pptx, sniff
+from corpus.metadata import Metadata, Value, file_type, modified
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ class Document:
     For .txt and .md it is the file's text exactly; for the other formats it is the text
     extracted from the file (offsets point into that text, which ``/documents/{id}``
     returns). ``pages`` holds the (start, end) span of each page in ``text`` for formats
-    with pages (PDF pages, PPTX slides), and is empty for the others.
+    with pages (PDF pages, PPTX slides), and is empty for the others. ``metadata`` holds what
+    the file says (``type``, ``path``, ``modified``) and what an upload adds; ``fields`` adds
+    the title and page count to it.
     """
 
     doc_id: str
@@ -36,6 +39,13 @@ class Document:
     text: str
     source: str = ""
     pages: tuple[tuple[int, int], ...] = ()
+    metadata: Metadata = field(default_factory=dict, hash=False)
+
+    @property
+    def fields(self) -> dict[str, Value]:
+        """The metadata filters see and ``GET /documents`` shows."""
+        pages: dict[str, Value] = {"pages": len(self.pages)} if self.pages else {}
+        return {"title": self.title, **pages, **self.metadata}
 
     @property
     def fingerprint(self) -> str:
@@ -180,8 +190,11 @@ def parse_document(
     source: str = "",
     name: str = "",
     options: LoadOptions = LoadOptions(),
+    metadata: Mapping[str, Value] | None = None,
 ) -> Document:
     """Make a document from a file's bytes; ``suffix`` (".txt", ".pdf", …) says how to read it.
+
+    Its metadata is ``{"type": <from suffix>}`` and then ``metadata`` (checked by the caller).
 
     Raises ``CorpusError`` when the content does not match the suffix, cannot be read (not
     UTF-8, a corrupt or encrypted PDF, a PDF without a text layer) or holds no text, and
@@ -200,24 +213,31 @@ def parse_document(
     return Document(
         doc_id=doc_id, title=title or found.title or _title_from_text(found.text, markdown=False),
         text=found.text, source=source, pages=found.pages,
+        metadata={"type": file_type(suffix), **(metadata or {})},
     )  # fmt: skip
 
 
 def load_document(
     path: Path, doc_id: str | None = None, options: LoadOptions = LoadOptions(), name: str = ""
 ) -> Document:
-    """Read one file; raises ``CorpusError`` when it cannot be used (see ``parse_document``)."""
+    """Read one file; raises ``CorpusError`` when it cannot be used (see ``parse_document``).
+
+    Its metadata gets ``path`` (``name``: the path relative to the folder read, or as given)
+    and ``modified``.
+    """
     name = name or path.name
     try:
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
         if size > options.max_bytes:
             raise DocumentTooLargeError(f"{name}: the file is {size} bytes; the limit is {options.max_bytes}")
         data = path.read_bytes()
     except OSError as exc:
         raise CorpusError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     return parse_document(
-        data, path.suffix, doc_id or path.name, source=str(path), name=name, options=options
-    )
+        data, path.suffix, doc_id or path.name, source=str(path), name=name, options=options,
+        metadata={"path": name, "modified": modified(stat.st_mtime)},
+    )  # fmt: skip
 
 
 def corpus_files(root: Path) -> tuple[list[Path], int]:

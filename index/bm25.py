@@ -85,8 +85,9 @@ class BM25Index:
             )
         return out
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, keys) for one query; passages sharing no term are left out."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, keys) for one query; passages sharing no term are left out, and
+        so are those whose keys are not in ``allowed`` (sorted), when given."""
         n = self.size
         terms = [self._vocab[t] for t in dict.fromkeys(self.analyzer(query)) if t in self._vocab]
         if k <= 0 or n == 0 or not terms:
@@ -108,6 +109,9 @@ class BM25Index:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         uniq, inverse = np.unique(np.concatenate(keys_parts), return_inverse=True)
         sums = np.bincount(inverse, weights=np.concatenate(score_parts).astype(np.float64))
+        if allowed is not None:
+            keep = np.isin(uniq, allowed, assume_unique=True)
+            uniq, sums = uniq[keep], sums[keep]
         order = np.lexsort((uniq, -sums))[:k]  # best first, ties by key
         return sums[order].astype(np.float32), uniq[order]
 

@@ -129,7 +129,10 @@ class Store:
                     raise ValueError(f"text of {row['doc_id']!r} does not match its checksum")
                 # "pages" is absent in versions written before documents had pages
                 pages = tuple((int(s), int(e)) for s, e in row.get("pages", ()))
-                doc = Document(row["doc_id"], row["title"], text, row.get("source", ""), pages)
+                # "metadata" is absent in versions written before documents had metadata
+                doc = Document(
+                    row["doc_id"], row["title"], text, row.get("source", ""), pages, row.get("metadata", {})
+                )
                 docs[doc.doc_id] = (doc, row["origin"], row["sha256"])
             passages: dict[int, Passage] = {}
             keys_of: dict[str, list[int]] = {d: [] for d in docs}
@@ -213,6 +216,7 @@ class Store:
                     "origin": e.origin,
                     "sha256": e.sha256,
                     **({"pages": [list(span) for span in e.document.pages]} if e.document.pages else {}),
+                    "metadata": e.document.metadata,
                 }
                 for e in sorted(index.entries.values(), key=lambda e: e.doc_id)
             ],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
@@ -168,14 +168,23 @@ class Index:
     def passage(self, passage_id: str) -> Passage | None:
         return self._by_id.get(passage_id)
 
-    def search(self, query: str, k: int = 5, candidates: int = 50) -> list[Hit]:
-        if not query.strip() or not self.by_key or k <= 0:
+    def search(
+        self, query: str, k: int = 5, candidates: int = 50, only: Collection[str] | None = None
+    ) -> list[Hit]:
+        """The ``k`` best passages for ``query``; with ``only``, the best of those documents'
+        passages (the filter applies before ranking, so ``k`` of them come back if they exist)."""
+        allowed = None
+        if only is not None:
+            keys = (key for d in only if d in self.entries for key in self.entries[d].keys)
+            allowed = np.sort(np.fromiter(keys, np.int64))
+        total = len(self.by_key) if allowed is None else len(allowed)
+        if not query.strip() or not total or k <= 0:
             return []
-        n = min(max(candidates, k), len(self.by_key))
+        n = min(max(candidates, k), total)
         qvec = self.embedder.encode([query])
-        dscores, dids = self.dense.search(qvec, n)
+        dscores, dids = self.dense.search(qvec, n, allowed)
         dense = [(int(i), float(s)) for i, s in zip(dids[0], dscores[0]) if i >= 0]
-        bscores, bids = self.bm25.search(query, n)
+        bscores, bids = self.bm25.search(query, n, allowed)
         sparse = [(int(i), float(s)) for i, s in zip(bids, bscores)]
         dense_at = {i: (r, s) for r, (i, s) in enumerate(dense, start=1)}
         sparse_at = {i: (r, s) for r, (i, s) in enumerate(sparse, start=1)}
@@ -194,19 +203,20 @@ class Index:
         """The state after ``change``: only added documents are chunked and embedded.
 
         A document in ``change.add`` whose id exists replaces it; one whose text and title are
-        unchanged is left alone. Unknown ids in ``change.remove`` are ignored. ``embedder``
-        (default: this state's) embeds the new passages and serves the new state.
+        unchanged keeps its passages (only its origin and metadata are updated). Unknown ids in
+        ``change.remove`` are ignored. ``embedder`` (default: this state's) embeds the new
+        passages and serves the new state.
         """
         embedder = embedder or self.embedder
         params = ChunkParams(**self.manifest["chunking"])
         drop: set[str] = {d for d in change.remove if d in self.entries}
-        retag: dict[str, str] = {}
+        retag: dict[str, tuple[Document, str]] = {}
         new: list[tuple[Document, str]] = []
         for doc, origin in change.add:
             old = self.entries.get(doc.doc_id)
             if old and old.document.text == doc.text and old.document.title == doc.title:
-                if old.origin != origin:
-                    retag[doc.doc_id] = origin  # same text: nothing to re-embed
+                if old.origin != origin or old.document.metadata != doc.metadata:
+                    retag[doc.doc_id] = (doc, origin)  # same text: nothing to re-embed
                 drop.discard(doc.doc_id)
                 continue
             if old:
@@ -218,8 +228,8 @@ class Index:
         bm25.remove(gone)
         passages = {k: p for k, p in self.by_key.items() if p.doc_id not in drop}
         entries = {d: e for d, e in self.entries.items() if d not in drop}
-        for d, origin in retag.items():
-            entries[d] = replace(entries[d], origin=origin)
+        for d, (doc, origin) in retag.items():
+            entries[d] = replace(entries[d], document=doc, origin=origin)
         next_key = int(self.manifest["next_key"])
         added = _index_documents(new, dense, bm25, embedder, params, next_key, show_progress=show_progress)
         for entry, doc_passages in added:

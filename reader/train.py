@@ -572,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
             "sources": {src: n for src, n in sorted(Counter(e.source for e in examples).items())},
         },
     }  # fmt: skip
+    if args.init and (args.init / "reader.json").exists():  # the runs these weights continue
+        earlier = json.loads((args.init / "reader.json").read_text())
+        meta["history"] = [*earlier.get("history", []), earlier.get("train", {})]
     meta.update(tune(model, tokenizer, args.data, meta, rng))
     meta["train"]["total_minutes"] = round((time.time() - t_start) / 60, 1)
     if args.lora or args.base is not None:

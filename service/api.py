@@ -18,11 +18,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from corpus import CorpusError
+from corpus.metadata import parse_where
 from service.chat import openai_error
 from service.chat import router as chat_router
-from service.errors import CiteqaError
+from service.errors import BadInputError, CiteqaError
 from service.mcp_server import build_mcp, register_documents
-from service.pipeline import Pipeline
+from service.pipeline import Filter, Pipeline
 from service.schemas import (
     AskRequest,
     AskResponse,
@@ -172,11 +174,23 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @app.post("/ask", response_model=AskResponse, responses={404: {"model": ErrorOut}})
     def ask(body: AskRequest, p: P) -> AskResponse:
-        return ask_response(p.ask(body.question, body.top_k))
+        return ask_response(p.ask(body.question, body.top_k, only=body.only()))
 
-    @app.get("/search", response_model=SearchResponse)
-    def search(p: P, q: Annotated[str, Query(description="search text")], top_k: int = 5) -> SearchResponse:
-        result = p.search(q, top_k)
+    @app.get("/search", response_model=SearchResponse, responses={404: {"model": ErrorOut}})
+    def search(
+        p: P,
+        q: Annotated[str, Query(description="search text")],
+        top_k: int = 5,
+        doc_ids: Annotated[list[str] | None, Query(description="only these documents (repeatable)")] = None,
+        where: Annotated[
+            list[str] | None, Query(description="only documents with this metadata: key=value (repeatable)")
+        ] = None,
+    ) -> SearchResponse:
+        try:
+            pairs = parse_where(where or [])
+        except CorpusError as exc:
+            raise BadInputError(str(exc).replace("--where", "where")) from None
+        result = p.search(q, top_k, only=Filter.of(doc_ids, pairs))
         return SearchResponse(query=q, passages=passages_out(result), version=result.version)
 
     @app.get("/documents", response_model=list[DocumentSummary])
@@ -185,8 +199,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         entries = index.entries.values() if index is not None else []
         return [
             DocumentSummary(
-                doc_id=e.doc_id, title=e.document.title, length=len(e.document.text), origin=e.origin
-            )
+                doc_id=e.doc_id,
+                title=e.document.title,
+                length=len(e.document.text),
+                origin=e.origin,
+                metadata=e.document.fields,
+            )  # fmt: skip
             for e in entries
         ]
 
@@ -198,7 +216,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     def document(doc_id: str, p: P) -> DocumentOut:
         d = p.document(doc_id)
-        return DocumentOut(doc_id=d.doc_id, title=d.title, text=d.text, pages=pages_out(d.pages))
+        return DocumentOut(
+            doc_id=d.doc_id, title=d.title, text=d.text, pages=pages_out(d.pages), metadata=d.fields
+        )
 
     changes: dict[int | str, dict[str, Any]] = {
         201: {"model": DocumentChange, "description": "added"},
@@ -233,7 +253,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     @app.put(
         "/documents/{doc_id:path}",
         response_model=DocumentChange,
-        responses=changes,
+        # 404: an id that is no URL path (a line break in it) matches no route
+        responses={**changes, 404: {"model": ErrorOut}},
         openapi_extra={"requestBody": request_body_spec()},
     )
     async def put_document(doc_id: str, request: Request, p: P) -> JSONResponse:

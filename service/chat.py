@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.agreement import Citation
 from service.errors import BadInputError
 from service.pipeline import AskResult, Pipeline
+from service.schemas import FilterIn
 
 MODEL_ID = "citeqa"
 # A follow-up this short ("and when?") is read as a refinement of the previous question.
@@ -51,7 +52,10 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(FilterIn):
+    """A chat completion request; ``doc_ids``, ``where`` and ``top_k`` are citeqa extensions
+    (extra body fields: ``extra_body`` in the OpenAI client)."""
+
     model_config = ConfigDict(extra="allow")  # temperature, max_tokens, ... are accepted and ignored
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(..., min_length=1)
@@ -204,7 +208,7 @@ def chat_completions(body: ChatRequest, p: P, request: Request) -> JSONResponse 
     if body.model != MODEL_ID:
         raise BadInputError(f"model: unknown model {body.model!r}; this server serves {MODEL_ID!r}")
     question, query = question_from(body.messages)
-    result = p.ask(question, body.top_k, query=query)
+    result = p.ask(question, body.top_k, query=query, only=body.only())
     content, annotations = compose(result, str(request.base_url).rstrip("/"))
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())

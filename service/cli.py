@@ -118,12 +118,26 @@ def format_answers(result: Any, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``--where`` / ``--meta`` pairs as a dict (a malformed pair is a one-line error)."""
+    from corpus import CorpusError
+    from corpus.metadata import parse_where
+    from service.errors import BadInputError
+
+    try:
+        return parse_where(pairs or [])
+    except CorpusError as exc:
+        raise BadInputError(str(exc).replace("--where", flag)) from None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    from service.pipeline import Filter
     from service.schemas import ask_response
 
+    only = Filter.of(args.doc_ids, _pairs(args.where, "--where"))
     p = _pipeline(args)
     p.warm_up()
-    result = p.ask(args.question, args.top_k)
+    result = p.ask(args.question, args.top_k, only=only)
     if args.json:
         print(ask_response(result).model_dump_json(indent=2))
     else:
@@ -173,6 +187,14 @@ def cmd_add(args: argparse.Namespace) -> int:
         except CorpusError as exc:
             raise BadInputError(str(exc)) from None
         docs = [replace(docs[0], doc_id=args.doc_id)]
+    if args.meta:
+        from corpus.metadata import check_metadata
+
+        try:
+            meta = check_metadata(_pairs(args.meta, "--meta"))
+        except CorpusError as exc:
+            raise BadInputError(str(exc)) from None
+        docs = [replace(d, metadata={**d.metadata, **meta}) for d in docs]
     p = _pipeline(args)
     p.warm_up(build_if_needed=True, load_reader=False)
     t0 = time.perf_counter()
@@ -206,16 +228,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     p.warm_up(build_if_needed=True, load_reader=False)
     rows = [
         {"doc_id": e.doc_id, "title": e.document.title, "length": len(e.document.text),
-         "passages": len(e.keys), "origin": e.origin}
+         "passages": len(e.keys), "origin": e.origin, "metadata": e.document.fields}
         for e in p.index.entries.values()
     ]  # fmt: skip
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     width = max([len(r["doc_id"]) for r in rows] + [6])
-    print(f"{'doc_id':<{width}}  origin  passages  title")
+    print(f"{'doc_id':<{width}}  origin  type  pages  passages  title")
     for r in rows:
-        print(f"{r['doc_id']:<{width}}  {r['origin']:<6}  {r['passages']:>8}  {_one_line(r['title'], 60)}")
+        kind, pages = r["metadata"].get("type", ""), r["metadata"].get("pages", "")
+        print(
+            f"{r['doc_id']:<{width}}  {r['origin']:<6}  {kind:<4}  {pages:>5}  {r['passages']:>8}  "
+            f"{_one_line(r['title'], 60)}"
+        )
     print(f"{len(rows)} documents, collection version {p.index.version}")
     return 0
 
@@ -304,12 +330,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     _reader_dir_argument(p_ask)
     p_ask.add_argument("-v", "--verbose", action="store_true", help="show the passage of every answer")
+    p_ask.add_argument(
+        "--doc", dest="doc_ids", action="append", metavar="DOC_ID", help="only this document (repeatable)"
+    )
+    p_ask.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only documents whose metadata has this value, e.g. type=pdf (repeatable; `citeqa list --json` "
+        "shows the metadata)",
+    )
     p_ask.set_defaults(func=cmd_ask)
 
     p_add = sub.add_parser("add", parents=[common], help="add documents (files or folders) to the index")
     p_add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p_add.add_argument("--doc-id", help="store the (single) file under this id (default: its file name)")
     p_add.add_argument("--replace", action="store_true", help="replace documents that have the same id")
+    p_add.add_argument(
+        "--meta", action="append", metavar="KEY=VALUE", help="metadata to store with them (repeatable)"
+    )
     p_add.add_argument("--quiet", action="store_true", help="no progress bar")
     p_add.set_defaults(func=cmd_add)
 

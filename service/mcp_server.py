@@ -1,4 +1,4 @@
-"""The MCP server: tools ``ask`` and ``search``, the documents as resources.
+"""The MCP server: tools ``ask``, ``search`` and ``documents``, the documents as resources.
 
 Served over stdio by ``citeqa mcp`` (desktop chat apps) and over streamable HTTP at ``/mcp``
 by the HTTP app. Built with the official ``mcp`` SDK, 1.x API.
@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from service.agreement import MergedAnswer
 from service.errors import CiteqaError
 from service.pipeline import AskResult as Result
-from service.pipeline import Pipeline
+from service.pipeline import Filter, Pipeline
 from service.schemas import AnswerOut, PassageOut, ask_response, passages_out
 
 URI_PREFIX = "citeqa://documents/"
@@ -65,6 +65,12 @@ class SearchResult(BaseModel):
     passages: list[PassageOut]
 
 
+class DocumentInfo(BaseModel):
+    doc_id: str
+    title: str
+    metadata: dict[str, str | int | float] = Field(..., description="what ask's and search's where can match")
+
+
 def _citations(result: Result, m: MergedAnswer) -> list[Citation]:
     return [
         Citation(
@@ -103,11 +109,20 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
     )
 
     @mcp.tool()
-    def ask(question: str, top_k: int = 3) -> AskResult:
-        """Answer a question from the documents with an extractive (verbatim) answer and its citations."""
+    def ask(
+        question: str,
+        top_k: int = 3,
+        doc_ids: list[str] | None = None,
+        where: dict[str, str | int | float] | None = None,
+    ) -> AskResult:
+        """Answer a question from the documents with an extractive (verbatim) answer and its citations.
+
+        doc_ids and where (metadata equality, e.g. {"type": "pdf"}; the documents tool lists
+        each document's metadata) limit the documents it answers from.
+        """
         p = get_pipeline()
         try:
-            result = p.ask(question, top_k)
+            result = p.ask(question, top_k, only=Filter.of(doc_ids, where))
             body = ask_response(result)
         except CiteqaError as exc:
             raise ToolError(str(exc)) from None
@@ -131,14 +146,29 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         )  # fmt: skip
 
     @mcp.tool()
-    def search(query: str, top_k: int = 5) -> SearchResult:
-        """Find the passages most relevant to a query (hybrid dense + BM25 retrieval), with offsets."""
+    def search(
+        query: str,
+        top_k: int = 5,
+        doc_ids: list[str] | None = None,
+        where: dict[str, str | int | float] | None = None,
+    ) -> SearchResult:
+        """Find the passages most relevant to a query (hybrid dense + BM25 retrieval), with offsets.
+        doc_ids and where limit the documents searched, as for ask."""
         p = get_pipeline()
         try:
-            result = p.search(query, top_k)
+            result = p.search(query, top_k, only=Filter.of(doc_ids, where))
         except CiteqaError as exc:
             raise ToolError(str(exc)) from None
         return SearchResult(query=query, passages=passages_out(result))
+
+    @mcp.tool()
+    def documents() -> list[DocumentInfo]:
+        """The documents: id, title and metadata (type, pages, path, modified and upload fields)."""
+        index = get_pipeline().current()
+        entries = index.entries.values() if index is not None else []
+        return [
+            DocumentInfo(doc_id=e.doc_id, title=e.document.title, metadata=e.document.fields) for e in entries
+        ]
 
     @mcp.resource(URI_PREFIX + "{doc_id}", mime_type="text/plain")
     def document(doc_id: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus import ChunkParams, CorpusError, Document, LoadOptions, corpus_files, load_corpus
+from corpus.metadata import Value, check_metadata, matches
 from index import (
     Change,
     Embedder,
@@ -32,6 +34,62 @@ MAX_TOP_K = 50
 # tuning articles (citeqa eval --mode open --split tune --top-k 3 vs 5)
 READ_K = 3
 READERS = ("trained", "baseline")
+
+
+MAX_FILTER_IDS = 10_000
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which documents a question may be answered from: those of ``doc_ids`` (all when None)
+    whose metadata has every key of ``where`` with an equal value (``corpus.metadata.matches``)."""
+
+    doc_ids: tuple[str, ...] | None = None
+    where: Mapping[str, Value] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, doc_ids: Sequence[str] | None = None, where: Mapping[str, object] | None = None) -> Filter:
+        """A checked filter (``BadInputError`` saying what is wrong); None and empty mean no limit."""
+        if doc_ids is not None:
+            if isinstance(doc_ids, str) or not all(isinstance(d, str) for d in doc_ids):
+                raise BadInputError("doc_ids must be a list of document ids")
+            if len(doc_ids) > MAX_FILTER_IDS:
+                raise BadInputError(f"doc_ids lists {len(doc_ids)} documents; at most {MAX_FILTER_IDS}")
+        try:
+            checked = check_metadata(where or {}, allow_reserved=True)
+        except CorpusError as exc:
+            raise BadInputError(str(exc).replace("metadata", "where", 1)) from None
+        return cls(tuple(dict.fromkeys(doc_ids)) if doc_ids else None, checked)
+
+    @property
+    def active(self) -> bool:
+        return self.doc_ids is not None or bool(self.where)
+
+    def documents(self, index: Index) -> list[str] | None:
+        """The ids of the documents allowed (None: all of them).
+
+        An unknown id is refused (404); a filter that leaves no document is refused (400), so
+        a mistyped key or value is not taken for a question the documents cannot answer.
+        """
+        if not self.active:
+            return None
+        ids = list(self.doc_ids) if self.doc_ids is not None else list(index.entries)
+        unknown = [d for d in ids if d not in index.entries]
+        if unknown:
+            raise NotFoundError(f"unknown document id: {unknown[0]!r} (GET /documents lists them)")
+        if self.where:
+            ids = [d for d in ids if matches(index.entries[d].document.fields, self.where)]
+            if not ids:
+                shown = ", ".join(f"{k}={v}" for k, v in self.where.items())
+                raise BadInputError(
+                    f"no document matches where {shown}"
+                    + (" among doc_ids" if self.doc_ids is not None else "")
+                    + " (GET /documents shows each document's metadata)"
+                )
+        return ids
+
+
+NO_FILTER = Filter()
 
 
 @dataclass(frozen=True)
@@ -337,6 +395,7 @@ class Pipeline:
                 if d.doc_id in base.entries
                 and base.entries[d.doc_id].document.text == d.text
                 and base.entries[d.doc_id].document.title == d.title
+                and base.entries[d.doc_id].document.metadata == d.metadata
             ]
             change = Change(add=tuple((d, "added") for d in documents))
             index = base.updated(change, self._write_embedder(), show_progress=show_progress)
@@ -400,25 +459,32 @@ class Pipeline:
             raise BadInputError(f"top_k must be between 1 and {MAX_TOP_K} (got {top_k})")
         return question.strip()
 
-    def search(self, query: str, top_k: int = 5) -> AskResult:
+    def search(self, query: str, top_k: int = 5, only: Filter = NO_FILTER) -> AskResult:
         """Retrieval only: the ``top_k`` passages (as ``hits``) and the state they came from."""
         query = self.check_question(query, top_k)
         index = self._ready()
-        hits = index.search(query, top_k)
+        hits = index.search(query, top_k, only=only.documents(index))
         return AskResult(query, [], hits, hits, index)
 
     def ask(
-        self, question: str, top_k: int = READ_K, retrieve_k: int | None = None, query: str | None = None
+        self,
+        question: str,
+        top_k: int = READ_K,
+        retrieve_k: int | None = None,
+        query: str | None = None,
+        only: Filter = NO_FILTER,
     ) -> AskResult:
         """Retrieve ``max(top_k, retrieve_k)`` passages, read the best ``top_k``, group the answers
         that state the same fact and mark the ones on which documents disagree.
 
         ``query``, when given, is what retrieval searches for (a question refined by earlier
-        turns of a chat); the reader still reads ``question``.
+        turns of a chat); the reader still reads ``question``. ``only`` limits the documents
+        searched, before ranking.
         """
         question = self.check_question(question, top_k)
         index = self._ready()
-        retrieved = index.search(query or question, max(top_k, retrieve_k or 0))
+        allowed = only.documents(index)
+        retrieved = index.search(query or question, max(top_k, retrieve_k or 0), only=allowed)
         hits = retrieved[:top_k]
         answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
         read = {h.passage.passage_id: f"{index.title(h.passage.doc_id)}\n{h.passage.text}" for h in hits}

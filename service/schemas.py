@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from index import Hit
 from service.agreement import MergedAnswer
-from service.pipeline import AskResult
+from service.pipeline import AskResult, Filter
 
 
-class AskRequest(BaseModel):
+class FilterIn(BaseModel):
+    """Which documents to answer from; the filter applies before ranking."""
+
+    doc_ids: list[str] | None = Field(
+        None, description="only these documents (GET /documents lists the ids)", examples=[["report.pdf"]]
+    )
+    where: dict[str, Any] | None = Field(
+        None,
+        description="only documents whose metadata has these values (equality; a number matches its text)",
+        examples=[{"type": "pdf"}],
+    )
+
+    def only(self) -> Filter:
+        return Filter.of(self.doc_ids, self.where)
+
+
+class AskRequest(FilterIn):
     question: str = Field(
         ...,
         description="a question in plain language",
@@ -85,6 +101,10 @@ class DocumentSummary(BaseModel):
     title: str
     length: int
     origin: str = Field("corpus", description="corpus (the corpus folder) or added (API / citeqa add)")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="type, title, pages, path and modified (from the file) and what an upload gave",
+    )
 
 
 class DocumentIn(BaseModel):
@@ -95,6 +115,10 @@ class DocumentIn(BaseModel):
     )
     title: str | None = Field(None, description="default: the first line of the text")
     text: str = Field(..., description="the document's text; offsets in answers point into it")
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description='strings and numbers to filter on (`where`), e.g. {"team": "audit", "year": 2024}',
+    )
 
 
 class DocumentChange(BaseModel):
@@ -117,6 +141,7 @@ class DocumentOut(BaseModel):
     title: str
     text: str
     pages: list[PageOut] | None = Field(None, description="only for formats with pages (PDF)")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="as in GET /documents")
 
 
 class Health(BaseModel):

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from corpus import SUFFIXES, CorpusError, Document, LoadOptions, check_doc_id, parse_document
+from corpus.metadata import Metadata, check_metadata
 from service.errors import BadInputError, TooLargeError, UnsupportedTypeError, from_corpus_error
 from service.schemas import DocumentIn
 
@@ -28,7 +29,7 @@ TYPES = {
 }
 ACCEPTED = (
     "a .txt, .md, .html, .pdf, .docx or .pptx file as multipart/form-data (field 'file'), "
-    "or JSON {doc_id?, title?, text}"
+    "or JSON {doc_id?, title?, text, metadata?}"
 )
 
 MULTIPART_SCHEMA: dict[str, Any] = {
@@ -43,6 +44,10 @@ MULTIPART_SCHEMA: dict[str, Any] = {
         },
         "doc_id": {"type": "string", "description": "id to store it under (default: the file name)"},
         "title": {"type": "string", "description": "default: the first heading or line"},
+        "metadata": {
+            "type": "string",
+            "description": 'a JSON object of strings and numbers, e.g. {"team": "audit", "year": 2024}',
+        },
     },
     "required": ["file"],
 }
@@ -87,6 +92,26 @@ def _id(doc_id: str) -> str:
         raise BadInputError(str(exc)) from None
 
 
+def _metadata(raw: object) -> Metadata:
+    try:
+        return check_metadata(raw)
+    except CorpusError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+def _metadata_field(value: object) -> Metadata:
+    """The form's ``metadata`` field: a JSON object in a text field."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, str):
+        raise BadInputError("metadata must be a text field holding a JSON object")
+    try:
+        raw = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"metadata is not valid JSON ({exc})") from None
+    return _metadata(raw)
+
+
 def _default_id(text: str) -> str:
     return "doc-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12] + ".txt"
 
@@ -108,7 +133,10 @@ def _from_json(body: bytes, path_id: str | None) -> Document:
     if path_id is not None and doc.doc_id is not None and doc.doc_id != path_id:
         raise BadInputError(f"doc_id {doc.doc_id!r} in the body differs from {path_id!r} in the path")
     doc_id = _id(path_id or doc.doc_id or _default_id(text))
-    return parse_document(text.encode("utf-8"), ".txt", doc_id, title=title or None, source="api")
+    return parse_document(
+        text.encode("utf-8"), ".txt", doc_id, title=title or None, source="api",
+        metadata=_metadata(doc.metadata or {}),
+    )  # fmt: skip
 
 
 async def _from_form(
@@ -143,6 +171,7 @@ async def _from_form(
             raise BadInputError(f"doc_id {given_id!r} in the form differs from {path_id!r} in the path")
         doc_id = _id(str(path_id or given_id or name or _default_id(data.decode("utf-8", "replace"))))
         title = _valid_text(str(fields["title"]), "title").strip() if fields["title"] else None
+        metadata = _metadata_field(form.get("metadata"))
         try:
             # off the event loop: reading a large PDF or DOCX takes a while
             return await run_in_threadpool(
@@ -155,6 +184,7 @@ async def _from_form(
                     source="upload",
                     name=name or doc_id,
                     options=options,
+                    metadata=metadata,
                 )
             )
         except CorpusError as exc:

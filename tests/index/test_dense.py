@@ -59,3 +59,35 @@ def test_memory_mapped_load_searches_the_same_and_copies_for_changes(tmp_path):
         changed.remove(np.array([0]))
         assert changed.ntotal == 3001 and mapped.ntotal == 3000
         assert np.array_equal(FaissIndex.load(path).search(q, 5)[1], index.search(q, 5)[1])
+
+
+def test_a_filtered_search_is_exact_among_the_allowed_ids_in_every_kind(monkeypatch):
+    import index.dense as dense
+
+    x, ids = _vectors(6000), np.arange(100, 6100)
+    flat = FaissIndex(32)
+    flat.add(x, ids)
+    ivf = FaissIndex.ivf(ids, x)
+    q = _vectors(5, seed=2)
+    for allowed in (
+        np.array([150, 3000, 6099]),
+        np.sort(np.random.default_rng(3).choice(ids, 400, replace=False)),
+    ):
+        inside = np.isin(ids, allowed)
+        truth_scores = q @ x[inside].T
+        truth = ids[inside][np.argsort(-truth_scores, axis=1, kind="stable")[:, :10]]
+        for index in (flat, ivf):
+            scores, found = index.search(q, 10, allowed)
+            k = min(10, len(allowed))
+            assert np.array_equal(found[:, :k], truth[:, :k]), index.kind
+            assert np.all(found[:, k:] == -1)
+            assert np.allclose(
+                scores[:, :k],
+                np.take_along_axis(truth_scores, np.argsort(-truth_scores, 1)[:, :k], 1),
+                atol=1e-5,
+            )
+    # many allowed ids: the IVF probes more lists instead, and still finds the allowed ones
+    monkeypatch.setattr(dense, "FILTER_EXACT_MAX", 100)
+    allowed = np.sort(np.random.default_rng(4).choice(ids, 600, replace=False))
+    _, found = ivf.search(q, 10, allowed)
+    assert np.isin(found[found >= 0], allowed).all() and (found >= 0).sum() >= 40

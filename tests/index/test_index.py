@@ -150,3 +150,12 @@ def test_embeddings_are_normalised(embedder):
     v = embedder.encode(["hello world", "North Korea"])
     assert v.shape == (2, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+
+
+def test_bm25_keeps_only_the_allowed_keys():
+    bm25 = BM25Index()
+    bm25.add([1, 2, 3, 4], ["the mill by the river", "a mill", "the river", "nothing here"])
+    scores, keys = bm25.search("mill river", 10)
+    assert set(keys) == {1, 2, 3}
+    scores, keys = bm25.search("mill river", 10, allowed=np.array([2, 3, 4]))
+    assert list(keys) == [k for k in bm25.search("mill river", 10)[1] if k in (2, 3)]

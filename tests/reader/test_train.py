@@ -177,7 +177,10 @@ def test_a_smaller_student_keeps_the_first_layers_and_serves(data, tmp_path, cap
     assert "--layers must be between 1 and 6" in capsys.readouterr().err
     assert train.main(args) == 0
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
-    assert json.loads((out / "reader.json").read_text())["train"]["layers"] == 2
+    meta = json.loads((out / "reader.json").read_text())
+    assert meta["train"]["layers"] == 2
+    shipped = json.loads((MODEL_DIR / "reader.json").read_text())
+    assert meta["history"] == [*shipped.get("history", []), shipped["train"]]  # the runs it continues
     reader = TrainedReader(out, threshold=0.0)
     reader.warm_up()
     assert len(reader._model.module.bert.encoder.layer) == 2
