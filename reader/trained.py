@@ -105,6 +105,8 @@ class TrainedReader:
             if mapped is None:
                 continue
             start, end = mapped
+            if not answer_like(p.text[start:end]):
+                continue
             key = (p.doc_id, p.start + start, p.start + end)
             if key in seen:  # the same span found again in an overlapping window
                 continue
@@ -132,6 +134,21 @@ class TrainedReader:
             if len(kept) >= top_n:
                 break
         return kept
+
+
+# words that are never an answer on their own: a span of nothing else ("the", "of the") is a
+# slip of the span head, seen as a second answer next to a right one
+FILLER = frozenset(
+    "a an the of and or to in on at for by with from as is was are were be been it its this that these "
+    "those he she they his her their".split()
+)
+_WORD = re.compile(r"\w+")
+
+
+def answer_like(text: str) -> bool:
+    """Whether a span can be an answer: it has a letter or digit and a word that is not filler."""
+    words = _WORD.findall(text.lower())
+    return any(w not in FILLER for w in words)
 
 
 @dataclass(frozen=True)

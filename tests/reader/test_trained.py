@@ -143,3 +143,12 @@ def test_answers_stay_inside_one_sentence_and_clause(reader):
             assert LISTY[a.start : a.end] == a.text
             assert any(s <= a.start and a.end <= e for s, e in sentences), (question, a.text)
             assert not _RUN_ON.search(a.text), (question, a.text)
+
+
+def test_a_span_of_filler_or_punctuation_is_never_an_answer():
+    from reader.trained import answer_like
+
+    for junk in (".", " , ", "the", "of the", "—", "It"):
+        assert not answer_like(junk), junk
+    for real in ("March 2023", "200", "the landlord", "two", "Kim Il Sung", "none"):
+        assert answer_like(real), real
