@@ -236,7 +236,7 @@ def load_document(
         raise CorpusError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     return parse_document(
         data, path.suffix, doc_id or path.name, source=str(path), name=name, options=options,
-        metadata={"path": name, "modified": modified(stat.st_mtime)},
+        metadata={"path": name, **modified(stat.st_mtime)},
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ RESERVED = ("type", "title", "pages", "path", "modified")
 MAX_KEYS = 64
 MAX_KEY_CHARS = 64
 MAX_VALUE_CHARS = 1_000
+MAX_INT = 2**53  # integers beyond this are not exact as JSON numbers in most clients
 
 TYPES = {".htm": "html", ".markdown": "md"}  # file suffix -> type, where they differ
 
@@ -31,9 +32,22 @@ def file_type(suffix: str) -> str:
     return TYPES.get(suffix, suffix.lstrip("."))
 
 
-def modified(timestamp: float) -> str:
-    """A file's modification time as ISO 8601 UTC, to the second: ``2026-11-23T09:30:00Z``."""
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def modified(timestamp: float) -> dict[str, str]:
+    """``{"modified": <ISO 8601 UTC, to the second>}`` for a file's modification time, or nothing
+    for a time no calendar date can hold."""
+    try:
+        return {"modified": datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    except (ValueError, OverflowError, OSError):
+        return {}
+
+
+def check_unicode(value: str, what: str) -> str:
+    """``value``, or ``CorpusError`` when it holds a lone surrogate (JSON allows them; UTF-8 does not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CorpusError(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
+    return value
 
 
 def check_value(key: str, value: object) -> Value:
@@ -41,8 +55,12 @@ def check_value(key: str, value: object) -> Value:
         raise CorpusError(f"metadata {key!r}: values are strings or numbers, not {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise CorpusError(f"metadata {key!r}: {value} is not a finite number")
-    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-        raise CorpusError(f"metadata {key!r}: longer than {MAX_VALUE_CHARS} characters")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise CorpusError(f"metadata {key!r}: integers are at most 2**53 in size; send a larger one as text")
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise CorpusError(f"metadata {key!r}: longer than {MAX_VALUE_CHARS} characters")
+        check_unicode(value, f"metadata {key!r}")
     return value
 
 
@@ -57,8 +75,12 @@ def check_metadata(raw: object, allow_reserved: bool = False) -> Metadata:
         raise CorpusError(f"metadata has {len(raw)} keys; at most {MAX_KEYS}")
     out: Metadata = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
-            raise CorpusError(f"metadata keys are non-empty strings of at most {MAX_KEY_CHARS} characters")
+        if not isinstance(key, str) or not key.strip() or key != key.strip() or len(key) > MAX_KEY_CHARS:
+            raise CorpusError(
+                f"metadata keys are non-empty strings of at most {MAX_KEY_CHARS} characters, "
+                "without spaces at either end"
+            )
+        check_unicode(key, "a metadata key")
         if key in RESERVED and not allow_reserved:
             raise CorpusError(f"metadata {key!r} is set by citeqa (reserved: {', '.join(RESERVED)})")
         out[key] = check_value(key, value)
@@ -69,8 +91,9 @@ def canonical(value: Value) -> str:
     """The form equality compares: numbers by value (2020 = 2020.0 = "2020"), strings as they are."""
     if isinstance(value, str):
         return value
-    number = float(value)
-    return str(int(number)) if number.is_integer() and abs(number) < 2**63 else repr(number)
+    if isinstance(value, int):
+        return str(value)
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def matches(metadata: Mapping[str, Value], where: Mapping[str, Value]) -> bool:
@@ -83,7 +106,10 @@ def parse_where(pairs: list[str]) -> Metadata:
     where: Metadata = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise CorpusError(f"--where {pair!r}: expected key=value")
-        where[key.strip()] = value
+        if key in where:
+            raise CorpusError(f"--where {pair!r}: {key!r} is given twice (all conditions must hold)")
+        where[key] = value
     return where

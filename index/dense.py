@@ -172,10 +172,10 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query, among ``allowed`` ids (sorted) when given.
 
-        A filtered search is exact: the flat index skips the other ids as it scans; an IVF
-        index scores the allowed vectors directly when there are up to ``FILTER_EXACT_MAX``
-        of them (probing lists could miss allowed passages that sit in unprobed lists), and
-        above that probes more lists the fewer ids are allowed.
+        The flat index skips the other ids as it scans (exact). An IVF index scores the allowed
+        vectors directly when there are up to ``FILTER_EXACT_MAX`` of them (exact: probing lists
+        could miss allowed passages that sit in unprobed lists); above that it probes more
+        lists the fewer ids are allowed (approximate, like an unfiltered IVF search).
         """
         import faiss
 

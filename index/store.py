@@ -176,7 +176,7 @@ class Index:
         allowed = None
         if only is not None:
             keys = (key for d in only if d in self.entries for key in self.entries[d].keys)
-            allowed = np.sort(np.fromiter(keys, np.int64))
+            allowed = np.unique(np.fromiter(keys, np.int64))
         total = len(self.by_key) if allowed is None else len(allowed)
         if not query.strip() or not total or k <= 0:
             return []

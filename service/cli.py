@@ -178,6 +178,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     from corpus import CorpusError, check_doc_id
     from service.errors import BadInputError
 
+    meta = {}
+    if args.meta:  # checked before any file is read
+        from corpus.metadata import check_metadata
+
+        try:
+            meta = check_metadata(_pairs(args.meta, "--meta"))
+        except CorpusError as exc:
+            raise BadInputError(str(exc)) from None
     docs = _paths_to_documents(args.paths, _settings(args).load_options(), show_progress=not args.quiet)
     if args.doc_id:
         if len(docs) != 1:
@@ -187,13 +195,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         except CorpusError as exc:
             raise BadInputError(str(exc)) from None
         docs = [replace(docs[0], doc_id=args.doc_id)]
-    if args.meta:
-        from corpus.metadata import check_metadata
-
-        try:
-            meta = check_metadata(_pairs(args.meta, "--meta"))
-        except CorpusError as exc:
-            raise BadInputError(str(exc)) from None
+    if meta:
         docs = [replace(d, metadata={**d.metadata, **meta}) for d in docs]
     p = _pipeline(args)
     p.warm_up(build_if_needed=True, load_reader=False)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from service.agreement import MergedAnswer
 from service.errors import CiteqaError
@@ -19,6 +19,8 @@ from service.pipeline import Filter, Pipeline
 from service.schemas import AnswerOut, PassageOut, ask_response, passages_out
 
 URI_PREFIX = "citeqa://documents/"
+# a where value: strict, so that true is refused as over HTTP rather than read as 1
+Scalar = StrictStr | StrictInt | StrictFloat
 
 
 class Citation(BaseModel):
@@ -113,7 +115,7 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         question: str,
         top_k: int = 3,
         doc_ids: list[str] | None = None,
-        where: dict[str, str | int | float] | None = None,
+        where: dict[str, Scalar] | None = None,
     ) -> AskResult:
         """Answer a question from the documents with an extractive (verbatim) answer and its citations.
 
@@ -150,7 +152,7 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
         query: str,
         top_k: int = 5,
         doc_ids: list[str] | None = None,
-        where: dict[str, str | int | float] | None = None,
+        where: dict[str, Scalar] | None = None,
     ) -> SearchResult:
         """Find the passages most relevant to a query (hybrid dense + BM25 retrieval), with offsets.
         doc_ids and where limit the documents searched, as for ask."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,11 +56,13 @@ class Filter:
                 raise BadInputError("doc_ids must be a list of document ids")
             if len(doc_ids) > MAX_FILTER_IDS:
                 raise BadInputError(f"doc_ids lists {len(doc_ids)} documents; at most {MAX_FILTER_IDS}")
+            if not doc_ids:  # never "all": a list of what a user may see can come out empty
+                raise BadInputError("doc_ids is empty: name at least one document, or leave doc_ids out")
         try:
             checked = check_metadata(where or {}, allow_reserved=True)
         except CorpusError as exc:
             raise BadInputError(str(exc).replace("metadata", "where", 1)) from None
-        return cls(tuple(dict.fromkeys(doc_ids)) if doc_ids else None, checked)
+        return cls(tuple(dict.fromkeys(doc_ids)) if doc_ids is not None else None, checked)
 
     @property
     def active(self) -> bool:
@@ -68,7 +71,7 @@ class Filter:
     def documents(self, index: Index) -> list[str] | None:
         """The ids of the documents allowed (None: all of them).
 
-        An unknown id is refused (404); a filter that leaves no document is refused (400), so
+        An unknown id is refused (404); a filter that leaves no document is refused (422), so
         a mistyped key or value is not taken for a question the documents cannot answer.
         """
         if not self.active:
@@ -86,7 +89,7 @@ class Filter:
                     + (" among doc_ids" if self.doc_ids is not None else "")
                     + " (GET /documents shows each document's metadata)"
                 )
-        return ids
+        return None if len(ids) == len(index.entries) else ids
 
 
 NO_FILTER = Filter()
@@ -145,11 +148,24 @@ def make_reader(
     if name == "trained":
         if model_dir is None:
             return TrainedReader(threshold=threshold, precision=precision, focus=focus)
-        missing = [f for f in ("model.safetensors", "reader.json") if not (Path(model_dir) / f).is_file()]
+        folder = Path(model_dir)
+        needed = ("model.safetensors", "reader.json", "config.json")
+        missing = [f for f in needed if not (folder / f).is_file()]
         if missing:
             raise BadInputError(
                 f"reader folder {model_dir} has no {' or '.join(missing)} "
                 "(python -m reader.train --out DIR writes one)"
+            )
+        try:
+            meta = json.loads((folder / "reader.json").read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise BadInputError(f"reader folder {model_dir}: reader.json cannot be read ({exc})") from None
+        if not isinstance(meta, dict) or "threshold" not in meta:
+            raise BadInputError(f"reader folder {model_dir}: reader.json is not a trained reader's settings")
+        if "base" in meta:
+            raise BadInputError(
+                f"reader folder {model_dir} holds a reader on another base model (reader.train --base "
+                "or --lora); the service serves readers on the bundled MiniLM only"
             )
         return TrainedReader(model_dir, threshold=threshold, precision=precision, focus=focus)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
@@ -255,7 +271,17 @@ class Pipeline:
         """
         now = {d.doc_id: (d, text_sha256(d.text)) for d in folder}
         seen = index.corpus_seen
-        add = tuple((d, "corpus") for d, sha in now.values() if seen.get(d.doc_id) != sha)
+
+        def retagged(d: Document) -> bool:
+            """Same text, other file facts (an index written before documents had metadata, a
+            renamed folder); a new modification time alone is not a change."""
+            e = index.entries.get(d.doc_id)
+            if e is None or e.origin != "corpus":
+                return False
+            old = {k: v for k, v in e.document.metadata.items() if k != "modified"}
+            return old != {k: v for k, v in d.metadata.items() if k != "modified"}
+
+        add = tuple((d, "corpus") for d, sha in now.values() if seen.get(d.doc_id) != sha or retagged(d))
         remove = tuple(
             doc_id
             for doc_id, sha in seen.items()

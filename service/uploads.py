@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from corpus import SUFFIXES, CorpusError, Document, LoadOptions, check_doc_id, parse_document
-from corpus.metadata import Metadata, check_metadata
+from corpus.metadata import Metadata, check_metadata, check_unicode
 from service.errors import BadInputError, TooLargeError, UnsupportedTypeError, from_corpus_error
 from service.schemas import DocumentIn
 
@@ -79,10 +79,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _valid_text(value: str, what: str) -> str:
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInputError(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
-    return value
+        return check_unicode(value, what)
+    except CorpusError as exc:
+        raise BadInputError(str(exc)) from None
 
 
 def _id(doc_id: str) -> str:

@@ -48,8 +48,8 @@ def test_the_installed_tool_answers_from_an_empty_folder(wheel, tmp_path):
     )  # fmt: skip
     work = tmp_path / "empty"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    env.pop("CITEQA_CORPUS_DIR", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}  # the defaults, as installed
+    env.update(PYTHONPATH=str(site), HF_HUB_OFFLINE="1")
     run = [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
     for args in (["index", "--quiet"], ["ask", Q, "--json"]):
         r = subprocess.run([*run, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
@@ -64,5 +64,6 @@ def test_the_installed_tool_answers_from_an_empty_folder(wheel, tmp_path):
     r = subprocess.run(
         [sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True, timeout=120
     )
+    assert r.returncode == 0, r.stderr
     model_dir, page = r.stdout.split()
     assert model_dir.startswith(str(site)) and page == "200"  # the packaged copies, not the checkout's

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from corpus import CorpusError, load_corpus, load_document, parse_document
-from corpus.metadata import canonical, check_metadata, matches, parse_where
+from corpus.metadata import canonical, check_metadata, matches, modified, parse_where
 
 from .samples import otters_pdf
 
@@ -27,6 +27,7 @@ def test_files_give_type_path_and_modified_time(tmp_path):
     assert pdf["type"] == "pdf" and pdf["pages"] == 2 and pdf["path"] == "otters.pdf"
     one = load_document(note, name=str(note))
     assert one.metadata["path"] == str(note)  # as given on the command line
+    assert modified(1e20) == {}  # a time no calendar holds is left out, not an error
     html = parse_document(b"<p>Hello there.</p>", ".htm", "a.htm", metadata={"team": "web"})
     assert html.metadata == {"type": "html", "team": "web"}
 
@@ -48,6 +49,10 @@ def test_upload_metadata_is_checked():
         ({"a": float("nan")}, "finite"),
         ({"a": "x" * 1001}, "1000"),
         ({str(i): i for i in range(65)}, "at most 64"),
+        ({"a": 2**60}, "2\\*\\*53"),
+        ({"a": "\ud800"}, "surrogate"),
+        ({"\ud800": "x"}, "surrogate"),
+        ({" a": "x"}, "spaces"),
     ]:
         with pytest.raises(CorpusError, match=words):
             check_metadata(bad)
@@ -66,8 +71,11 @@ def test_where_compares_numbers_by_value_and_text_exactly():
         and not matches(meta, {"x": "1"})
     )
     assert not matches({"code": "007"}, {"code": 7})  # text is compared as written
-    assert canonical(10**30) == repr(1e30)
+    assert canonical(2**53) == "9007199254740992" and canonical(2.5) == "2.5" and canonical(3.0) == "3"
+    assert matches({"n": 9007199254740993}, {"n": "9007199254740993"})  # integers compare exactly
     assert parse_where(["type=pdf", "note=a=b", " k =v"]) == {"type": "pdf", "note": "a=b", "k": "v"}
     for bad in ("type", "=pdf"):
         with pytest.raises(CorpusError, match="key=value"):
             parse_where([bad])
+    with pytest.raises(CorpusError, match="given twice"):
+        parse_where(["team=audit", "team=legal"])

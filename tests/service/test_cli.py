@@ -72,7 +72,10 @@ def test_agreeing_sources_are_one_answer_with_both_citations(scripted_pipeline):
         (["ask", "x" * 2001], "2000"),
         (["ask", "ok?", "--top-k", "0"], "top_k"),
         (["ask", "ok?", "--reader", "nope"], "unknown reader"),
-        (["ask", "ok?", "--reader-dir", "no-such-folder"], "has no model.safetensors or reader.json"),
+        (
+            ["ask", "ok?", "--reader-dir", "no-such-folder"],
+            "has no model.safetensors or reader.json or config.json",
+        ),
     ],
 )
 def test_bad_cli_input_exits_2_with_a_message(args, message, index_dir, capsys):

@@ -7,13 +7,13 @@ import anyio
 import pytest
 from docx import Document as Docx
 
-from corpus.metadata import RESERVED
 from service.cli import main
 
 from ..conftest import DEFAULT_CORPUS
 from ..corpus.samples import otters_pdf
 
 BUILT = "When was Harlow Mill built?"
+JSON = {"content-type": "application/json"}
 
 MEMO = (
     "Audit memo 14\n\nThe audit of the Harlow branch found that the night safe was last serviced in "
@@ -144,12 +144,14 @@ def test_metadata_survives_a_restart(tmp_path, embedder):
     from corpus import parse_document
 
     p.add_documents([parse_document(MEMO.encode(), ".txt", "memo.txt", metadata={"team": "audit"})])
+    update = p.add_documents([parse_document(MEMO.encode(), ".txt", "memo.txt", metadata={"team": "legal"})])
+    assert update.replaced == ["memo.txt"]
     again = Pipeline(
         DEFAULT_CORPUS, tmp_path / "i", embedder=embedder, write_embedder=embedder, reader="baseline"
     )
     again.warm_up()
-    assert again.document("memo.txt").metadata == {"type": "txt", "team": "audit"}
-    hits = again.search("night safe", 3, only=Filter.of(where={"team": "audit"})).hits
+    assert again.document("memo.txt").metadata == {"type": "txt", "team": "legal"}
+    hits = again.search("night safe", 3, only=Filter.of(where={"team": "legal"})).hits
     assert [h.passage.doc_id for h in hits] == ["memo.txt"]
 
 
@@ -177,6 +179,23 @@ def test_metadata_survives_a_restart(tmp_path, embedder):
             "strings or numbers",
         ),
         (("post", "/ask", {"json": {"question": "who?", "doc_ids": "memo.txt"}}), 422, "doc_ids"),
+        (("post", "/ask", {"json": {"question": "who?", "doc_ids": []}}), 422, "doc_ids is empty"),
+        (("post", "/ask", {"json": {"question": "who?", "where": {"n": 10**400}}}), 422, "2**53"),
+        (
+            ("post", "/ask", {"content": '{"question": "who?", "where": {"t": "\\ud800"}}', "headers": JSON}),
+            422,
+            "surrogate",
+        ),
+        (("get", "/search", {"params": [("q", "x"), ("where", "a=1"), ("where", "a=2")]}), 422, "twice"),
+        (
+            (
+                "post",
+                "/documents",
+                {"content": '{"text": "x y", "metadata": {"t": "\\ud800"}}', "headers": JSON},
+            ),
+            422,
+            "surrogate",
+        ),
         (("get", "/search", {"params": {"q": "x", "where": "team"}}), 422, "key=value"),
         (("get", "/search", {"params": {"q": "x", "doc_ids": "nope.txt"}}), 404, "unknown document id"),
         (("post", "/documents", {"json": {"text": "x y", "metadata": {"type": "pdf"}}}), 422, "reserved"),
@@ -207,8 +226,39 @@ def test_bad_filters_and_metadata_get_a_clear_4xx(client, call, status, words):
     assert client.get("/health").json() == before  # nothing was written
 
 
-def test_reserved_keys_are_documented():
-    assert RESERVED == ("type", "title", "pages", "path", "modified")
+def test_the_filter_applies_before_ranking_not_to_the_candidates(pipeline):
+    """Only the 3 best candidates are fused: a filter applied after ranking would find none of the
+    allowed document's passages among them; applied before, all 3 come from it."""
+    index = pipeline.index
+    q = "When did North Korea and North Vietnam establish formal diplomatic relations?"
+    best = {h.passage.doc_id for h in index.search(q, 3, candidates=3)}
+    other = next(d for d in index.entries if d not in best)
+    hits = index.search(q, 3, candidates=3, only=[other, other])
+    assert len(hits) == 3 and {h.passage.doc_id for h in hits} == {other}
+    assert len({h.passage.passage_id for h in hits}) == 3  # a repeated id is one document
+
+
+def test_an_index_written_before_metadata_gets_it_on_the_next_sync(tmp_path, embedder):
+    from service import Pipeline
+    from service.errors import NotReadyError
+
+    def pipeline():
+        return Pipeline(
+            DEFAULT_CORPUS, tmp_path / "i", embedder=embedder, write_embedder=embedder, reader="baseline"
+        )
+
+    pipeline().warm_up(build_if_needed=True)
+    (version,) = (tmp_path / "i" / "versions").iterdir()
+    table = json.loads((version / "documents.json").read_text())
+    for row in table["documents"]:
+        del row["metadata"]  # as an older citeqa wrote it
+    (version / "documents.json").write_text(json.dumps(table))
+    old = pipeline()
+    with pytest.raises(NotReadyError, match="citeqa index"):
+        old.warm_up()
+    old.warm_up(build_if_needed=True)  # what citeqa index --if-stale (make run) does
+    assert old.document("002_4aa47291d7cb64dc.txt").metadata["type"] == "txt"
+    pipeline().warm_up()  # up to date now: a new modification time alone is no change
 
 
 def test_cli_doc_where_and_meta(tmp_path, capsys):
