@@ -1,9 +1,8 @@
 """Embedding, dense (FAISS) and sparse (BM25) retrieval, fusion, and durable collection states."""
 
-from index.collection import Store
 from index.dense import DenseIndex, ExactIndex, FaissIndex
 from index.embedder import Embedder, default_model_path
-from index.store import (
+from index.index import (
     Change,
     Entry,
     Hit,
@@ -15,6 +14,7 @@ from index.store import (
     rrf_fuse,
     text_sha256,
 )
+from index.store import Store
 
 __all__ = [
     "Change",

@@ -23,7 +23,7 @@ from index import (
     incompatibilities,
     text_sha256,
 )
-from index.store import REBUILD_HINT
+from index.index import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader
 from reader.trained import DEFAULT_FOCUS as READ_FOCUS
 from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers

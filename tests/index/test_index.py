@@ -15,7 +15,7 @@ from index import (
     rrf_fuse,
 )
 from index.bm25 import BM25Index
-from index.store import IndexError_
+from index.index import IndexError_
 
 from ..conftest import DEFAULT_CORPUS
 

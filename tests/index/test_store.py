@@ -8,7 +8,7 @@ import numpy as np
 
 from corpus import Document, load_corpus
 from index import Change, Store, build_index
-from index.store import vectors_of
+from index.index import vectors_of
 
 from ..conftest import DEFAULT_CORPUS, ROOT
 
@@ -85,12 +85,12 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, embedder):
 
 CHILD = r"""
 import os, sys
-from index.collection import Store
+from index.store import Store
 
 work, prepared, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 state = Store(prepared).load(None)
 count = 0
-WATCHED = ("collection.py", "bm25.py", "dense.py")
+WATCHED = ("store.py", "bm25.py", "dense.py")
 
 def lines(frame, event, arg):
     global count
