@@ -12,6 +12,8 @@ from index.index import (
     build_index,
     incompatibilities,
     rrf_fuse,
+    search_shards,
+    shard_of,
     text_sha256,
 )
 from index.store import Store
@@ -32,5 +34,7 @@ __all__ = [
     "default_model_path",
     "incompatibilities",
     "rrf_fuse",
+    "search_shards",
+    "shard_of",
     "text_sha256",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,21 @@ from corpus.analysis import Analyzer
 
 K1 = 1.5
 B = 0.75
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What BM25 needs of a collection to score a query: its passages, their total length, and
+    per query term the passages that hold it. Shards of one collection add theirs up, and each
+    shard scoring with the sum scores exactly as the whole collection would."""
+
+    passages: int
+    length: int
+    df: dict[str, int]
+
+    def __add__(self, other: Stats) -> Stats:
+        df = {t: self.df.get(t, 0) + other.df.get(t, 0) for t in {**self.df, **other.df}}
+        return Stats(self.passages + other.passages, self.length + other.length, df)
 
 
 class BM25Index:
@@ -85,24 +101,42 @@ class BM25Index:
             )
         return out
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, keys) for one query; passages sharing no term are left out, and
-        so are those whose keys are not in ``allowed`` (sorted), when given."""
-        n = self.size
-        terms = [self._vocab[t] for t in dict.fromkeys(self.analyzer(query)) if t in self._vocab]
-        if k <= 0 or n == 0 or not terms:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    def _postings_now(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         postings = self._postings
         if postings is None:
             postings = self._postings = self._build_postings()
-        avgdl = sum(self._lengths.values()) / n
+        return postings
+
+    def stats(self, query: str) -> Stats:
+        """This index's share of the statistics ``query`` is scored with (see ``Stats``)."""
+        postings = self._postings_now()
+        df = {}
+        for t in dict.fromkeys(self.analyzer(query)):
+            post = postings.get(self._vocab[t]) if t in self._vocab else None
+            df[t] = len(post[0]) if post is not None else 0
+        return Stats(self.size, sum(self._lengths.values()), df)
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, stats: Stats | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, keys) for one query; passages sharing no term are left out, and
+        so are those whose keys are not in ``allowed`` (sorted), when given. ``stats``: score
+        with a whole collection's statistics (this index being one shard of it)."""
+        words = [t for t in dict.fromkeys(self.analyzer(query)) if t in self._vocab]
+        if k <= 0 or self.size == 0 or not words:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        postings = self._postings_now()
+        stats = stats or self.stats(query)
+        n = stats.passages
+        avgdl = stats.length / n
         keys_parts, score_parts = [], []
-        for t in terms:
-            post = postings.get(t)
+        for word in words:
+            post = postings.get(self._vocab[word])
             if post is None:
                 continue
             keys, tfs, dls = post
-            idf = np.log(1.0 + (n - len(keys) + 0.5) / (len(keys) + 0.5))
+            df = stats.df[word]
+            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
             keys_parts.append(keys)
             score_parts.append(idf * tfs / (tfs + K1 * (1.0 - B + B * dls / avgdl)))
         if not keys_parts:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from corpus import ChunkParams, Document, Passage, chunk_corpus
-from index.bm25 import BM25Index
+from index.bm25 import BM25Index, Stats
 from index.dense import FaissIndex
 from index.embedder import Embedder
 
@@ -48,19 +48,71 @@ class Hit:
     bm25_rank: int
 
 
+T = TypeVar("T", bound=Hashable)
+
+
 def rrf_fuse(
-    rankings: Sequence[Sequence[int]], k: int = RRF_K, tie: Callable[[int], Any] | None = None
-) -> list[tuple[int, float]]:
+    rankings: Sequence[Sequence[T]], k: int = RRF_K, tie: Callable[[T], Any] | None = None
+) -> list[tuple[T, float]]:
     """Reciprocal rank fusion: sum of 1/(k + rank) over rankings (rank from 1), best first.
 
     Ties are broken by ``tie(item)`` (default: the item itself).
     """
-    scores: dict[int, float] = {}
+    scores: dict[T, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
     tie = tie or (lambda item: item)
     return sorted(scores.items(), key=lambda kv: (-kv[1], tie(kv[0])))
+
+
+Scored = tuple[Passage, float]
+
+
+def _ranked(scored: Iterable[Scored], n: int | None = None) -> list[Scored]:
+    """Best first; equal scores by passage id, so that every layout of a collection (built at
+    once, built incrementally, split into shards) ranks alike."""
+    return sorted(scored, key=lambda ps: (-ps[1], ps[0].passage_id))[:n]
+
+
+def fuse(dense: Sequence[Scored], sparse: Sequence[Scored], k: int) -> list[Hit]:
+    """The ``k`` best passages by reciprocal rank fusion of two rankings (ties by passage id)."""
+    dense_at = {p.passage_id: (r, s) for r, (p, s) in enumerate(dense, start=1)}
+    sparse_at = {p.passage_id: (r, s) for r, (p, s) in enumerate(sparse, start=1)}
+    by_id = {p.passage_id: p for p, _ in [*dense, *sparse]}
+    fused = rrf_fuse([[p.passage_id for p, _ in dense], [p.passage_id for p, _ in sparse]])
+    hits = []
+    for pid, score in fused[:k]:
+        dr, ds = dense_at.get(pid, (-1, 0.0))
+        br, bs = sparse_at.get(pid, (-1, 0.0))
+        hits.append(Hit(by_id[pid], score, ds, dr, bs, br))
+    return hits
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard a document belongs to: a stable hash of its id (the same in every process and
+    on every machine, unlike Python's ``hash``)."""
+    return int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big") % shards
+
+
+def search_shards(
+    shards: Sequence[Index], query: str, k: int = 5, candidates: int = 50, only: Collection[str] | None = None
+) -> list[Hit]:
+    """``Index.search`` over a collection split into ``shards`` (each an ``Index`` of some of its
+    documents): the query is embedded once, each shard scores BM25 with the statistics of all of
+    them, each returns its ``candidates`` best of both kinds, and the merged lists are fused.
+    Over exact dense indexes this returns what one ``Index`` of all the documents returns."""
+    if not query.strip() or k <= 0 or not shards:
+        return []
+    n = max(candidates, k)
+    stats = shards[0].bm25.stats(query)
+    for shard in shards[1:]:
+        stats = stats + shard.bm25.stats(query)
+    qvec = shards[0].embedder.encode([query])
+    parts = [shard.candidates(query, n, only, qvec, stats) for shard in shards]
+    dense = _ranked((c for d, _ in parts for c in d), n)
+    sparse = _ranked((c for _, s in parts for c in s), n)
+    return fuse(dense, sparse, k)
 
 
 def _versions() -> dict[str, str]:
@@ -173,31 +225,36 @@ class Index:
     ) -> list[Hit]:
         """The ``k`` best passages for ``query``; with ``only``, the best of those documents'
         passages (the filter applies before ranking, so ``k`` of them come back if they exist)."""
+        if not query.strip() or k <= 0:
+            return []
+        dense, sparse = self.candidates(query, max(candidates, k), only, self.embedder.encode([query]))
+        return fuse(dense, sparse, k)
+
+    def candidates(
+        self,
+        query: str,
+        n: int,
+        only: Collection[str] | None = None,
+        qvec: np.ndarray | None = None,
+        stats: Stats | None = None,
+    ) -> tuple[list[Scored], list[Scored]]:
+        """The ``n`` best passages by dense similarity to ``qvec`` (the query's embedding) and
+        the ``n`` best by BM25, each best first, ties by passage id. ``stats``: BM25 statistics
+        of the whole collection when this state is one shard of it."""
         allowed = None
         if only is not None:
             keys = (key for d in only if d in self.entries for key in self.entries[d].keys)
             allowed = np.unique(np.fromiter(keys, np.int64))
-        total = len(self.by_key) if allowed is None else len(allowed)
-        if not query.strip() or not total or k <= 0:
-            return []
-        n = min(max(candidates, k), total)
-        qvec = self.embedder.encode([query])
+        n = min(n, len(self.by_key) if allowed is None else len(allowed))
+        if n <= 0:
+            return [], []
+        if qvec is None:
+            qvec = self.embedder.encode([query])
         dscores, dids = self.dense.search(qvec, n, allowed)
-        dense = [(int(i), float(s)) for i, s in zip(dids[0], dscores[0]) if i >= 0]
-        bscores, bids = self.bm25.search(query, n, allowed)
-        sparse = [(int(i), float(s)) for i, s in zip(bids, bscores)]
-        dense_at = {i: (r, s) for r, (i, s) in enumerate(dense, start=1)}
-        sparse_at = {i: (r, s) for r, (i, s) in enumerate(sparse, start=1)}
-        # ties broken by passage id, so a state built incrementally ranks like a rebuilt one
-        fused = rrf_fuse(
-            [[i for i, _ in dense], [i for i, _ in sparse]], tie=lambda i: self.by_key[i].passage_id
-        )
-        hits = []
-        for i, score in fused[:k]:
-            dr, ds = dense_at.get(i, (-1, 0.0))
-            br, bs = sparse_at.get(i, (-1, 0.0))
-            hits.append(Hit(self.by_key[i], score, ds, dr, bs, br))
-        return hits
+        dense = [(self.by_key[int(i)], float(s)) for i, s in zip(dids[0], dscores[0]) if i >= 0]
+        bscores, bids = self.bm25.search(query, n, allowed, stats)
+        sparse = [(self.by_key[int(i)], float(s)) for i, s in zip(bids, bscores)]
+        return _ranked(dense), _ranked(sparse)
 
     def updated(self, change: Change, embedder: Embedder | None = None, show_progress: bool = False) -> Index:
         """The state after ``change``: only added documents are chunked and embedded.

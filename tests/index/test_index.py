@@ -159,3 +159,62 @@ def test_bm25_keeps_only_the_allowed_keys():
     assert set(keys) == {1, 2, 3}
     scores, keys = bm25.search("mill river", 10, allowed=np.array([2, 3, 4]))
     assert list(keys) == [k for k in bm25.search("mill river", 10)[1] if k in (2, 3)]
+
+
+class _SameVectors:
+    """The embedder, giving a text the vector it gave it first: passages embedded in other
+    batches differ by about 1e-4 in bfloat16, which is not what this test is about."""
+
+    def __init__(self, inner):
+        self.inner, self.memo = inner, {}
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, texts, show_progress=False):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, self.inner.encode(missing)))
+        return np.stack([self.memo[t] for t in texts])
+
+
+def test_shards_rank_exactly_like_one_collection(embedder):
+    """A collection split by shard_of into shards, searched by search_shards (one embedding,
+    BM25 with the statistics of all shards, merged candidates), ranks like one Index of it."""
+    from index import search_shards, shard_of
+
+    embedder = _SameVectors(embedder)
+
+    docs = load_corpus(DEFAULT_CORPUS) + load_corpus(
+        DEFAULT_CORPUS.parent.parent / "eval" / "gold" / "agreement" / "docs"
+    )
+    whole = build_index(docs, embedder)
+    assert {shard_of(d.doc_id, 2) for d in docs} == {0, 1} and shard_of("a.txt", 2) == shard_of("a.txt", 2)
+    shards = [build_index([d for d in docs if shard_of(d.doc_id, 2) == s], embedder) for s in range(2)]
+    assert sum(len(s.by_key) for s in shards) == len(whole.by_key)
+    only = [d.doc_id for d in docs[::3]]
+    for q in ["When did Kim Jong Un first visit Vietnam?", "Who designed the bridge?", "lighthouse automated",
+              "What do sea otters eat?", "the the of"]:  # fmt: skip
+        for kwargs in ({}, {"only": only}, {"candidates": 5}):
+            one = whole.search(q, 10, **kwargs)
+            split = search_shards(shards, q, 10, **kwargs)
+            assert [h.passage.passage_id for h in split] == [h.passage.passage_id for h in one], (q, kwargs)
+            for a, b in zip(split, one):
+                assert (a.score, a.dense_rank, a.bm25_rank) == (b.score, b.dense_rank, b.bm25_rank)
+                assert (a.bm25_score, a.dense_score) == (b.bm25_score, b.dense_score)
+
+
+def test_bm25_shards_with_summed_statistics_score_like_the_whole():
+    from index.bm25 import BM25Index
+
+    texts = ["the mill by the river", "a mill", "the river runs", "nothing here", "river river mill"]
+    whole = BM25Index()
+    whole.add(range(5), texts)
+    parts = [BM25Index(), BM25Index()]
+    parts[0].add([0, 2, 4], [texts[i] for i in (0, 2, 4)])
+    parts[1].add([1, 3], [texts[i] for i in (1, 3)])
+    stats = parts[0].stats("mill river") + parts[1].stats("mill river")
+    assert stats == whole.stats("mill river")
+    merged = {int(k): float(s) for p in parts for s, k in zip(*p.search("mill river", 5, stats=stats))}
+    assert merged == {int(k): float(s) for s, k in zip(*whole.search("mill river", 5))}
+    assert merged != {int(k): float(s) for p in parts for s, k in zip(*p.search("mill river", 5))}
