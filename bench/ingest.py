@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     date = time.strftime("%Y-%m-%d")
     result = {
         "date": date,
-        "command": "python -m bench.ingest " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench.ingest", *(argv if argv is not None else sys.argv[1:])]),
         "machine": describe(),
         "repeats": args.repeats,
         "formats": formats,

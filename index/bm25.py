@@ -33,7 +33,7 @@ class Stats:
     df: dict[str, int]
 
     def __add__(self, other: Stats) -> Stats:
-        df = {t: self.df.get(t, 0) + other.df.get(t, 0) for t in {**self.df, **other.df}}
+        df = {t: self.df.get(t, 0) + other.df.get(t, 0) for t in self.df.keys() | other.df.keys()}
         return Stats(self.passages + other.passages, self.length + other.length, df)
 
 
@@ -126,7 +126,7 @@ class BM25Index:
         if k <= 0 or self.size == 0 or not words:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         postings = self._postings_now()
-        stats = stats or self.stats(query)
+        stats = stats if stats is not None else self.stats(query)
         n = stats.passages
         avgdl = stats.length / n
         keys_parts, score_parts = [], []

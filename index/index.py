@@ -70,8 +70,9 @@ Scored = tuple[Passage, float]
 
 
 def _ranked(scored: Iterable[Scored], n: int | None = None) -> list[Scored]:
-    """Best first; equal scores by passage id, so that every layout of a collection (built at
-    once, built incrementally, split into shards) ranks alike."""
+    """Best first; equal scores by passage id, so that the candidates of every layout of a
+    collection (built at once, built incrementally, split into shards) rank alike. Which of
+    several passages tied at the candidate cut-off get in still follows each index's own order."""
     return sorted(scored, key=lambda ps: (-ps[1], ps[0].passage_id))[:n]
 
 
@@ -102,7 +103,7 @@ def search_shards(
     documents): the query is embedded once, each shard scores BM25 with the statistics of all of
     them, each returns its ``candidates`` best of both kinds, and the merged lists are fused.
     Over exact dense indexes this returns what one ``Index`` of all the documents returns."""
-    if not query.strip() or k <= 0 or not shards:
+    if not query.strip() or k <= 0 or not any(shard.by_key for shard in shards):
         return []
     n = max(candidates, k)
     stats = shards[0].bm25.stats(query)
@@ -110,8 +111,9 @@ def search_shards(
         stats = stats + shard.bm25.stats(query)
     qvec = shards[0].embedder.encode([query])
     parts = [shard.candidates(query, n, only, qvec, stats) for shard in shards]
-    dense = _ranked((c for d, _ in parts for c in d), n)
-    sparse = _ranked((c for _, s in parts for c in s), n)
+    # a passage id found in two shards (a document routed twice) counts once
+    dense = _ranked({p.passage_id: (p, s) for d, _ in parts for p, s in d}.values(), n)
+    sparse = _ranked({p.passage_id: (p, s) for _, b in parts for p, s in b}.values(), n)
     return fuse(dense, sparse, k)
 
 
@@ -227,7 +229,7 @@ class Index:
         passages (the filter applies before ranking, so ``k`` of them come back if they exist)."""
         if not query.strip() or k <= 0:
             return []
-        dense, sparse = self.candidates(query, max(candidates, k), only, self.embedder.encode([query]))
+        dense, sparse = self.candidates(query, max(candidates, k), only)  # embeds only if needed
         return fuse(dense, sparse, k)
 
     def candidates(

@@ -146,7 +146,10 @@ _WORD = re.compile(r"\w+")
 
 
 def answer_like(text: str) -> bool:
-    """Whether a span can be an answer: it has a letter or digit and a word that is not filler."""
+    """Whether a span can be an answer: it has a word that is not filler (a lone capital letter,
+    a grade or a blood type, counts as a word)."""
+    if re.fullmatch(r"[A-Z]", text.strip()):
+        return True
     words = _WORD.findall(text.lower())
     return any(w not in FILLER for w in words)
 
