@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CITEQA = [sys.executable, "-m", "service"]
 
 
+def write_results(out_dir: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """``<stem>.json`` and ``<stem>.md`` in ``out_dir``; prints the table and where it went."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / f"{stem}.md").write_text(markdown)
+    print(markdown)
+    print(f"written to {out_dir / stem}.json and .md")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT
+from bench.common import ROOT, write_results
 from bench.cpu import describe
 from bench.documents import pdf_bytes
 
@@ -160,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "formats": formats,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"ingest-{date}.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = table(result)
-    (args.out_dir / f"ingest-{date}.md").write_text(md)
-    print(md)
+    write_results(args.out_dir, f"ingest-{date}", result, table(result))
     return 0
 
 

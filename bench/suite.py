@@ -20,7 +20,6 @@ Writes ``bench/results/<date>.json`` and ``bench/results/<date>.md`` and prints 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -41,6 +40,7 @@ from bench.common import (
     server_env,
     start_server,
     stop_server,
+    write_results,
 )
 from bench.cpu import describe
 
@@ -269,13 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": server,
         "synthetic": synthetic,
     }
-    out = args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{date}.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = table(result)
-    (out / f"{date}.md").write_text(md)
-    print(md)
-    print(f"written to {out / (date + '.json')} and {out / (date + '.md')}")
+    write_results(args.out_dir, date, result, table(result))
     return 0
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, seed_questions
+from bench.common import ROOT, seed_questions, write_results
 from bench.cpu import AVX2_ENV, KINDS, describe
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
@@ -208,12 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation`; seed: `citeqa eval eval/gold/seed.jsonl`; both under the same CPU kind.",
         "kinds": results,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"variants-{date}.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = table(result)
-    (args.out_dir / f"variants-{date}.md").write_text(md)
-    print(md)
-    print(f"written to {args.out_dir / f'variants-{date}.json'} and .md")
+    write_results(args.out_dir, f"variants-{date}", result, table(result))
     return 0
 
 
