@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any, TypeVar
@@ -67,6 +67,7 @@ def rrf_fuse(
 
 
 Scored = tuple[Passage, float]
+Embedded = tuple[Sequence[Passage], np.ndarray]  # a document's passages and their vectors
 
 
 def _ranked(scored: Iterable[Scored], n: int | None = None) -> list[Scored]:
@@ -102,7 +103,8 @@ def search_shards(
     """``Index.search`` over a collection split into ``shards`` (each an ``Index`` of some of its
     documents): the query is embedded once, each shard scores BM25 with the statistics of all of
     them, each returns its ``candidates`` best of both kinds, and the merged lists are fused.
-    Over exact dense indexes this returns what one ``Index`` of all the documents returns."""
+    Over exact dense indexes this returns what one ``Index`` of all the documents returns.
+    (``cluster`` does the same with shards in other processes.)"""
     if not query.strip() or k <= 0 or not any(shard.by_key for shard in shards):
         return []
     n = max(candidates, k)
@@ -110,7 +112,12 @@ def search_shards(
     for shard in shards[1:]:
         stats = stats + shard.bm25.stats(query)
     qvec = shards[0].embedder.encode([query])
-    parts = [shard.candidates(query, n, only, qvec, stats) for shard in shards]
+    return merge_candidates([shard.candidates(query, n, only, qvec, stats) for shard in shards], n, k)
+
+
+def merge_candidates(parts: Iterable[tuple[Sequence[Scored], Sequence[Scored]]], n: int, k: int) -> list[Hit]:
+    """The ``k`` best passages of several shards' ``Index.candidates`` (``n`` of each kind)."""
+    parts = list(parts)
     # a passage id found in two shards (a document routed twice) counts once
     dense = _ranked({p.passage_id: (p, s) for d, _ in parts for p, s in d}.values(), n)
     sparse = _ranked({p.passage_id: (p, s) for _, b in parts for p, s in b}.values(), n)
@@ -206,6 +213,10 @@ class Index:
     @property
     def passages(self) -> list[Passage]:
         return list(self.by_key.values())
+
+    @property
+    def passage_count(self) -> int:
+        return len(self.by_key)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -310,15 +321,26 @@ def _index_documents(
     params: ChunkParams,
     next_key: int,
     show_progress: bool = False,
+    embedded: Mapping[str, Embedded] | None = None,
 ) -> list[tuple[Entry, dict[int, Passage]]]:
-    """Chunk and embed ``docs`` into ``dense`` and ``bm25`` under keys from ``next_key`` on."""
+    """Chunk and embed ``docs`` into ``dense`` and ``bm25`` under keys from ``next_key`` on
+    (a document in ``embedded`` brings its passages and their vectors, computed elsewhere)."""
     out = []
     all_passages: list[Passage] = []
     keys: list[int] = []
+    given: list[np.ndarray] = []
+    todo: list[int] = []  # positions in all_passages still to embed
     for doc, origin in docs:
         if origin not in ORIGINS:
             raise ValueError(f"unknown origin {origin!r}")
-        ps = chunk_corpus([doc], params)
+        done = embedded.get(doc.doc_id) if embedded is not None else None
+        ps = list(done[0]) if done is not None else chunk_corpus([doc], params)
+        if done is not None:
+            if len(done[1]) != len(ps):
+                raise ValueError(f"{doc.doc_id!r}: {len(ps)} passages but {len(done[1])} vectors")
+            given.extend(done[1])
+        else:
+            todo.extend(range(len(all_passages), len(all_passages) + len(ps)))
         ks = list(range(next_key, next_key + len(ps)))
         next_key += len(ps)
         out.append((Entry(doc, origin, tuple(ks), text_sha256(doc.text)), dict(zip(ks, ps))))
@@ -326,7 +348,16 @@ def _index_documents(
         keys.extend(ks)
     if all_passages:
         texts = [p.search_text for p in all_passages]
-        vectors = embedder.encode(texts, show_progress=show_progress)
+        if not todo:
+            vectors = np.stack(given).astype(np.float32, copy=False)
+        else:
+            fresh = embedder.encode([texts[i] for i in todo], show_progress=show_progress)
+            vectors = np.empty((len(texts), fresh.shape[1]), dtype=np.float32)
+            mask = np.ones(len(texts), dtype=bool)
+            mask[todo] = False
+            vectors[todo] = fresh
+            if given:
+                vectors[mask] = np.stack(given)
         dense.add(vectors, np.asarray(keys, dtype=np.int64))
         bm25.add(keys, texts)
     return out
@@ -362,15 +393,19 @@ def build_index(
     show_progress: bool = False,
     origin: str | dict[str, str] = "corpus",
     corpus_seen: dict[str, str] | None = None,
+    embedded: Mapping[str, Embedded] | None = None,
 ) -> Index:
-    """Chunk, embed and index ``documents`` from scratch (``origin``: one for all, or per doc id)."""
+    """Chunk, embed and index ``documents`` from scratch (``origin``: one for all, or per doc id;
+    ``embedded``: passages and vectors of some documents, computed elsewhere, by doc id)."""
     origins = origin if isinstance(origin, dict) else {d.doc_id: origin for d in documents}
-    dense = FaissIndex(embedder.dimension)
+    given = [v for _, v in (embedded or {}).values() if len(v)]
+    # vectors computed elsewhere give the dimension without loading the model here
+    dense = FaissIndex(given[0].shape[1] if given else embedder.dimension)
     bm25 = BM25Index()
     pairs = [(d, origins[d.doc_id]) for d in sorted(documents, key=lambda d: d.doc_id)]
     if len({d.doc_id for d, _ in pairs}) != len(pairs):
         raise ValueError("duplicate document ids")
-    added = _index_documents(pairs, dense, bm25, embedder, params, 0, show_progress=show_progress)
+    added = _index_documents(pairs, dense, bm25, embedder, params, 0, show_progress, embedded)
     dense = dense.fit()
     entries = {e.doc_id: e for e, _ in added}
     passages = {k: p for _, ps in added for k, p in ps.items()}

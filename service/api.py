@@ -52,21 +52,35 @@ def get_pipeline(request: Request) -> Pipeline:
 P = Annotated[Pipeline, Depends(get_pipeline)]
 
 
-def pipeline_from_settings(settings: Settings) -> Pipeline:
+def pipeline_options(settings: Settings) -> dict[str, Any]:
+    """The ``Pipeline`` keyword arguments the settings give (every kind of pipeline takes them)."""
     from corpus import ChunkParams
 
+    return {
+        "model_path": settings.model_path,
+        "reader": settings.reader,
+        "reader_threshold": settings.reader_threshold,
+        "precision": settings.precision,
+        "reader_focus": settings.reader_focus,
+        "reader_dir": settings.reader_dir,
+        "chunking": ChunkParams(settings.max_words, settings.overlap_words),
+        "max_question_chars": settings.max_question_chars,
+        "load_options": settings.load_options(),
+    }
+
+
+def pipeline_from_settings(settings: Settings) -> Pipeline:
+    """The pipeline the settings describe; over a sharded index folder, one that asks its
+    shards in this process (``cluster.front``)."""
+    from cluster import is_sharded
+
+    if is_sharded(settings.index_dir):
+        from cluster.front import ClusterPipeline, local_shards
+
+        shards = local_shards(settings.index_dir, settings.model_path, settings.precision)
+        return ClusterPipeline(shards, index_dir=settings.index_dir, **pipeline_options(settings))
     return Pipeline(
-        corpus_dir=settings.corpus_dir,
-        index_dir=settings.index_dir,
-        model_path=settings.model_path,
-        reader=settings.reader,
-        reader_threshold=settings.reader_threshold,
-        precision=settings.precision,
-        reader_focus=settings.reader_focus,
-        reader_dir=settings.reader_dir,
-        chunking=ChunkParams(settings.max_words, settings.overlap_words),
-        max_question_chars=settings.max_question_chars,
-        load_options=settings.load_options(),
+        corpus_dir=settings.corpus_dir, index_dir=settings.index_dir, **pipeline_options(settings)
     )
 
 
@@ -153,7 +167,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @app.exception_handler(CiteqaError)
     async def _citeqa_error(request: Request, exc: CiteqaError) -> JSONResponse:
-        return _error(request, exc.status, str(exc))
+        response = _error(request, exc.status, str(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # a shard of a cluster is restarting: the answer will come
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -282,7 +300,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return Health(
             status="ok" if index is not None else "not ready",
             documents=len(p.documents),
-            passages=len(index.passages) if index else 0,
+            passages=index.passage_count if index else 0,
             model=p.embedder.name,
             reader=p.reader.name,
             index_fingerprint=index.fingerprint if index else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -127,7 +128,8 @@ class AskResult:
     def sentence(self, passage_id: str, doc_id: str, start: int, end: int) -> tuple[int, str]:
         """The passage sentence that holds [start, end): its document offset and its text
         (the span itself where there is none)."""
-        passage = self.index.passage(passage_id) if self.index is not None else None
+        read = (h.passage for h in [*self.hits, *self.retrieved] if h.passage.passage_id == passage_id)
+        passage = next(read, None) or (self.index.passage(passage_id) if self.index is not None else None)
         if passage is not None:
             for s, e in passage.sentences:
                 if s <= start and end <= e:
@@ -180,6 +182,47 @@ class Update:
     replaced: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+
+
+def plan_add(base: Index, documents: Sequence[Document], replace: bool) -> tuple[Change, Update]:
+    """The change that adds ``documents`` to ``base`` and what it will do (version 0 until
+    committed); with ``replace`` False, a document whose id exists is refused (409)."""
+    ids = [d.doc_id for d in documents]
+    if len(set(ids)) != len(ids):
+        raise BadInputError("the same document id appears twice")
+    exists = [d for d in ids if d in base.entries]
+    if exists and not replace:
+        raise ConflictError(
+            f"document {exists[0]!r} already exists (replace it with PUT /documents/{{doc_id}} "
+            "or `citeqa add --replace`)"
+        )
+    same = [
+        d.doc_id
+        for d in documents
+        if d.doc_id in base.entries
+        and base.entries[d.doc_id].document.text == d.text
+        and base.entries[d.doc_id].document.title == d.title
+        and base.entries[d.doc_id].document.metadata == d.metadata
+    ]
+    update = Update(
+        0,
+        added=[d for d in ids if d not in base.entries],
+        replaced=[d for d in exists if d not in same],
+        unchanged=same,
+    )
+    return Change(add=tuple((d, "added") for d in documents)), update
+
+
+def plan_remove(base: Index, doc_ids: Sequence[str]) -> tuple[Change, Update]:
+    """The change that removes ``doc_ids``; an unknown id is refused (404)."""
+    missing = [d for d in doc_ids if d not in base.entries]
+    if missing:
+        raise NotFoundError(f"unknown document id: {missing[0]!r}")
+    return Change(remove=tuple(doc_ids)), Update(0, removed=list(doc_ids))
+
+
+def replace_version(update: Update, version: int) -> Update:
+    return dataclasses.replace(update, version=version)
 
 
 class Pipeline:
@@ -385,6 +428,10 @@ class Pipeline:
                 )
             else:
                 self._apply(change)
+        self.warm_models(load_reader)
+
+    def warm_models(self, load_reader: bool = True) -> None:
+        """Load the query embedder and (``load_reader``) the reader."""
         self.embedder.warm_up()
         if load_reader:
             try:
@@ -404,47 +451,23 @@ class Pipeline:
         self, documents: list[Document], replace: bool = True, show_progress: bool = False
     ) -> Update:
         """Add documents (``replace``: overwrite ones with the same id, else refuse with 409)."""
-        ids = [d.doc_id for d in documents]
-        if len(set(ids)) != len(ids):
-            raise BadInputError("the same document id appears twice")
         with self._write_lock, self.store.locked():
             base = self._latest()
-            exists = [d for d in ids if d in base.entries]
-            if exists and not replace:
-                raise ConflictError(
-                    f"document {exists[0]!r} already exists (replace it with PUT /documents/{{doc_id}} "
-                    "or `citeqa add --replace`)"
-                )
-            same = [
-                d.doc_id
-                for d in documents
-                if d.doc_id in base.entries
-                and base.entries[d.doc_id].document.text == d.text
-                and base.entries[d.doc_id].document.title == d.title
-                and base.entries[d.doc_id].document.metadata == d.metadata
-            ]
-            change = Change(add=tuple((d, "added") for d in documents))
+            change, update = plan_add(base, documents, replace)
             index = base.updated(change, self._write_embedder(), show_progress=show_progress)
             self.store.commit(index)
             self._publish(index)
-            return Update(
-                index.version,
-                added=[d for d in ids if d not in base.entries],
-                replaced=[d for d in exists if d not in same],
-                unchanged=same,
-            )
+            return replace_version(update, index.version)
 
     def remove_documents(self, doc_ids: list[str]) -> Update:
         """Remove documents by id; an unknown id is refused (404) and nothing is removed."""
         with self._write_lock, self.store.locked():
             base = self._latest()
-            missing = [d for d in doc_ids if d not in base.entries]
-            if missing:
-                raise NotFoundError(f"unknown document id: {missing[0]!r}")
-            index = base.updated(Change(remove=tuple(doc_ids)), self._write_embedder())
+            change, update = plan_remove(base, doc_ids)
+            index = base.updated(change, self._write_embedder())
             self.store.commit(index)
             self._publish(index)
-            return Update(index.version, removed=list(doc_ids))
+            return replace_version(update, index.version)
 
     def current(self) -> Index | None:
         """The state to answer from: the latest committed one (checked at most every 0.5 s)."""

@@ -16,6 +16,7 @@ from index import (
 )
 from index.bm25 import BM25Index
 from index.index import IndexError_
+from tests.vectors import SameVectors
 
 from ..conftest import DEFAULT_CORPUS
 
@@ -161,29 +162,12 @@ def test_bm25_keeps_only_the_allowed_keys():
     assert list(keys) == [k for k in bm25.search("mill river", 10)[1] if k in (2, 3)]
 
 
-class _SameVectors:
-    """The embedder, giving a text the vector it gave it first: passages embedded in other
-    batches differ by about 1e-4 in bfloat16, which is not what this test is about."""
-
-    def __init__(self, inner):
-        self.inner, self.memo = inner, {}
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def encode(self, texts, show_progress=False):
-        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if missing:
-            self.memo.update(zip(missing, self.inner.encode(missing)))
-        return np.stack([self.memo[t] for t in texts])
-
-
 def test_shards_rank_exactly_like_one_collection(embedder):
     """A collection split by shard_of into shards, searched by search_shards (one embedding,
     BM25 with the statistics of all shards, merged candidates), ranks like one Index of it."""
     from index import search_shards, shard_of
 
-    embedder = _SameVectors(embedder)
+    embedder = SameVectors(embedder)
 
     docs = load_corpus(DEFAULT_CORPUS) + load_corpus(
         DEFAULT_CORPUS.parent.parent / "eval" / "gold" / "agreement" / "docs"
