@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help install index run test test-all eval train-reader accurate-weights bench loadtest lint format clean
+.PHONY: help install install-ray index run test test-all eval train-reader accurate-weights bench loadtest lint format clean
 SQUAD ?= ../shared/data/squad/squad-v1.1-dev-36articles.json
 REPORTS := eval/reports
 
@@ -22,6 +22,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
+
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP) requirements-ray.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-ray.lock
+	touch $@
+
+install-ray: $(RAY_STAMP) ## add cluster mode (Ray Data, Ray Serve: citeqa index/serve --ray) to .venv
 
 index: $(STAMP) ## build the index if it is missing or stale
 	$(BIN)/citeqa index --if-stale

@@ -36,14 +36,72 @@ def _pipeline(args: argparse.Namespace) -> Any:
     return pipeline_from_settings(_settings(args))
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from service.errors import NotReadyError
+def _ray_missing() -> str | None:
+    import importlib.util
 
+    if importlib.util.find_spec("ray") is None:
+        return "cluster mode needs Ray: pip install -e '.[ray]' (the ray extra)"
+    return None
+
+
+def cmd_index_shards(args: argparse.Namespace) -> int:
+    """``citeqa index --shards N [--ray ADDRESS]``: split the corpus into shards and build them."""
+    from cluster import Layout, is_sharded
+    from cluster.build import build_shards
+    from corpus import ChunkParams, CorpusError, load_corpus
+    from service.errors import BadInputError, from_corpus_error
+
+    settings = _settings(args)
+    shards = args.shards
+    if shards is None:
+        if not is_sharded(settings.index_dir):
+            raise BadInputError(f"{settings.index_dir} is not sharded yet: say how many shards (--shards N)")
+        shards = Layout.load(settings.index_dir).count
+    if not 1 <= shards <= 1024:
+        raise BadInputError(f"--shards must be between 1 and 1024 (got {shards})")
+    if args.ray and (missing := _ray_missing()):
+        raise BadInputError(missing)
+    try:
+        docs = load_corpus(settings.corpus_dir, settings.load_options(), show_progress=not args.quiet)
+    except CorpusError as exc:
+        raise from_corpus_error(exc) from None
+    try:
+        report = build_shards(
+            docs,
+            settings.index_dir,
+            shards,
+            model_path=settings.model_path,
+            precision=settings.precision,
+            chunking=ChunkParams(settings.max_words, settings.overlap_words),
+            ray_address=args.ray,
+            show_progress=not args.quiet,
+        )
+    except (ValueError, ConnectionError) as exc:
+        raise BadInputError(str(exc)) from None
+    where = f"on the Ray cluster at {args.ray} ({report.workers} embedding actors)" if args.ray else "here"
+    print(
+        f"indexed {report.documents} documents into {report.passages} passages in {shards} shards "
+        f"in {report.seconds:.1f}s (embedding {where}: {report.embed_seconds:.1f}s) -> {settings.index_dir}"
+    )
+    for i, r in enumerate(report.shards):
+        print(
+            f"  shard-{i:03d}: {r['documents']} documents, {r['passages']} passages, version {r['version']}"
+        )
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from service.errors import BadInputError, NotReadyError
+
+    if args.shards is not None or args.ray:
+        if args.if_stale:
+            raise BadInputError("--if-stale applies to a single-node index; --shards rebuilds every shard")
+        return cmd_index_shards(args)
     p = _pipeline(args)
     if args.if_stale:
         try:
             p.warm_up(show_progress=not args.quiet)
-            print(f"index at {p.index_dir} is up to date ({len(p.index.passages)} passages); nothing to do")
+            print(f"index at {p.index_dir} is up to date ({p.index.passage_count} passages); nothing to do")
             return 0
         except NotReadyError as exc:
             print(f"{exc}; building it now", file=sys.stderr)
@@ -208,7 +266,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     for doc_id in update.unchanged:
         print(f"unchanged {doc_id}")
     print(f"collection version {update.version}: {len(p.index.entries)} documents, "
-          f"{len(p.index.by_key)} passages ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
+          f"{p.index.passage_count} passages ({time.perf_counter() - t0:.1f}s)")  # fmt: skip
     return 0
 
 
@@ -219,7 +277,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     for doc_id in update.removed:
         print(f"removed {doc_id}")
     print(f"collection version {update.version}: {len(p.index.entries)} documents, "
-          f"{len(p.index.by_key)} passages")  # fmt: skip
+          f"{p.index.passage_count} passages")  # fmt: skip
     return 0
 
 
@@ -256,6 +314,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.ray:
+        from service.errors import BadInputError
+
+        if missing := _ray_missing():
+            raise BadInputError(missing)
+        from cluster import is_sharded
+
+        if not is_sharded(settings.index_dir):
+            raise BadInputError(
+                f"{settings.index_dir} is not sharded: build it with `citeqa index --ray ADDRESS --shards N`"
+            )
+        if args.replicas < 1:
+            raise BadInputError(f"--replicas must be at least 1 (got {args.replicas})")
+        from cluster.serve import run
+
+        run(settings, args.ray, args.replicas, host, port)
+        return 0
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
@@ -321,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_index = sub.add_parser("index", parents=[common], help="build or rebuild the index")
     p_index.add_argument("--if-stale", action="store_true", help="build only when missing or out of date")
     p_index.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_index.add_argument(
+        "--shards", type=int, metavar="N", help="split the collection into N shards (a sharded index folder)"
+    )
+    p_index.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="embed on the Ray cluster at ADDRESS, e.g. 10.0.0.5:6379 (the ray extra)",
+    )
     p_index.set_defaults(func=cmd_index)
 
     p_ask = sub.add_parser("ask", parents=[common], help="answer a question")
@@ -367,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="default 8000 (env CITEQA_PORT)")
     p_serve.add_argument("--reader", help="answer extractor: trained (default) or baseline")
     _reader_dir_argument(p_serve)
+    p_serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="serve a sharded index from Ray Serve on the cluster at ADDRESS (the ray extra)",
+    )
+    p_serve.add_argument("--replicas", type=int, default=1, help="with --ray: replicas per shard (default 1)")
     p_serve.set_defaults(func=cmd_serve)
     p_mcp = sub.add_parser("mcp", parents=[common], help="serve the MCP tools over stdio (for chat apps)")
     p_mcp.add_argument("--reader", help="answer extractor: trained (default) or baseline")
