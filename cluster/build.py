@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cluster.layout import SHARDS_FILE, Layout, is_sharded
+from cluster.layout import SHARDS_FILE, Layout, check_address, is_sharded
 from corpus import ChunkParams, Document, Passage, chunk_corpus
 from index import Embedder, IndexError_, Store, build_index, text_sha256
 from index.index import Embedded
@@ -203,6 +203,7 @@ def embed_on_ray(
 
     started_here = not ray.is_initialized()
     if started_here:
+        check_address(address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     try:
         ctx = ray.data.DataContext.get_current()

@@ -13,6 +13,7 @@ a flushed rename, once every shard is committed: a folder without it is not shar
 from __future__ import annotations
 
 import json
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,20 @@ from index.store import _write_durably
 
 SHARDS_FILE = "SHARDS.json"
 FORMAT = 1
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse (``ConnectionError``) a Ray address where nothing listens: ``ray.init`` would
+    wait for it for minutes. ``auto`` (the cluster this machine belongs to) is Ray's to find."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"--ray {address!r}: give the head node as HOST:PORT, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster answers at {address} ({exc.strerror or exc})") from None
 
 
 def is_sharded(folder: str | Path) -> bool:

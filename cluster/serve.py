@@ -25,7 +25,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cluster.front import ClusterPipeline, Pending
-from cluster.layout import Layout
+from cluster.layout import Layout, check_address
 from cluster.shard import Shard
 from service import errors
 from service.errors import CiteqaError
@@ -129,6 +129,7 @@ def start(
     import ray
 
     if not ray.is_initialized():
+        check_address(address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     serve.run(application(settings, replicas), name=APP, route_prefix="/", blocking=False)

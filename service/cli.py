@@ -329,7 +329,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise BadInputError(f"--replicas must be at least 1 (got {args.replicas})")
         from cluster.serve import run
 
-        run(settings, args.ray, args.replicas, host, port)
+        try:
+            run(settings, args.ray, args.replicas, host, port)
+        except ConnectionError as exc:
+            raise BadInputError(str(exc)) from None
         return 0
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -186,6 +186,9 @@ def test_cli_builds_and_serves_a_sharded_folder(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)) == len(load_corpus(DEFAULT_CORPUS))
     assert main(["index", "--index-dir", str(tmp_path / "new"), "--ray", "127.0.0.9:1"]) == 2
     assert "not sharded yet" in capsys.readouterr().err
+    assert main(["index", "--shards", "2", "--index-dir", str(tmp_path / "new"), "--ray", "127.0.0.9:1"]) == 2
+    err = capsys.readouterr().err  # at once, not after minutes of ray.init retrying
+    assert "no Ray cluster answers at 127.0.0.9:1" in err or "needs Ray" in err
     assert main(["index", "--shards", "0", "--index-dir", str(folder)]) == 2
     assert main(["index", "--shards", "2", "--if-stale", "--index-dir", str(folder)]) == 2
     one = tmp_path / "one"
