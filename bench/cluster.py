@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         if ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    write_results(args.out_dir, "cluster", result, _markdown(result))
+    write_results(args.out_dir, f"cluster-{result['date']}", result, _markdown(result))
     return 0
 
 
