@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from cluster.layout import Layout
 from cluster.shard import Catalogue, Shard
 from corpus import Document, Passage
-from index import Embedder, Entry, FaissIndex, Hit, Index, IndexError_, merge_candidates
+from index import Embedder, Entry, FaissIndex, Hit, Index, IndexError_, merge_candidates, shard_of
 from index.bm25 import BM25Index
 from index.index import RRF_K
 from service.errors import CiteqaError, NotFoundError, NotReadyError
@@ -32,6 +32,7 @@ from service.pipeline import NO_FILTER, AskResult, Filter, Pipeline, Update
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
 SHARD_TIMEOUT_S = 30.0
+WRITE_TIMEOUT_S = 600.0
 
 
 class ShardUnavailableError(NotReadyError):
@@ -158,22 +159,16 @@ class ShardedIndex(Index):
         for _, more in answers[1:]:
             stats = stats + more
         # round 2: each shard's candidates; a filter sends each shard only its own documents
+        # (routed by the same hash that placed them: no lookup in every shard's catalogue)
         owners: list[list[str] | None] = [None] * len(self.shards)
         if only is not None:
-            owners = [[] for _ in self.shards]
+            owned: list[list[str]] = [[] for _ in self.shards]
             for doc_id in only:
-                for i, part in enumerate(self.parts):
-                    if doc_id in part.entries:
-                        owners[i].append(doc_id)  # type: ignore[union-attr]
-        pending = [
-            s.call("candidates", query, n, owners[i], qvec, stats)
-            for i, s in enumerate(self.shards)
-            if only is None or owners[i]
-        ]
-        answers = gather(pending)
-        self._check(
-            [v for v, _, _ in answers], [i for i in range(len(self.shards)) if only is None or owners[i]]
-        )
+                owned[shard_of(doc_id, len(self.shards))].append(doc_id)
+            owners = list(owned)
+        asked = [i for i in range(len(self.shards)) if owners[i] is None or owners[i]]
+        answers = gather([self.shards[i].call("candidates", query, n, owners[i], qvec, stats) for i in asked])
+        self._check([v for v, _, _ in answers], asked)
         return merge_candidates([(d, b) for _, d, b in answers], n, k)
 
     def _check(self, versions: Sequence[int], which: Sequence[int] | None = None) -> None:
@@ -265,8 +260,6 @@ class ClusterPipeline(Pipeline):
     # -- writes --------------------------------------------------------------------------
 
     def _owner(self, doc_id: str) -> int:
-        from index import shard_of
-
         return shard_of(doc_id, len(self.shards))
 
     def add_documents(
@@ -279,7 +272,7 @@ class ClusterPipeline(Pipeline):
         try:
             updates: list[Update] = gather(
                 [self.shards[i].call("add", docs, replace) for i, docs in sorted(groups.items())],
-                timeout_s=max(SHARD_TIMEOUT_S, 600.0),
+                timeout_s=WRITE_TIMEOUT_S,  # embedding a large upload takes a while
             )
         finally:
             index = self.refresh()
