@@ -105,7 +105,7 @@ class TrainedReader:
             if mapped is None:
                 continue
             start, end = mapped
-            if not answer_like(p.text[start:end]):
+            if not answer_like(p.text[start:end]) or counts_other(question, p.text, start, end):
                 continue
             key = (p.doc_id, p.start + start, p.start + end)
             if key in seen:  # the same span found again in an overlapping window
@@ -195,7 +195,7 @@ class _View:
         if mapped is None:
             return None
         a, b = _trim(self.passage.text, *mapped)
-        if b <= a or _RUN_ON.search(self.passage.text, a, b):
+        if b <= a or _RUN_ON.search(self.passage.text, a, b) or _COUNTED_LIST.search(self.passage.text, a, b):
             return None
         return a, b
 
@@ -214,6 +214,66 @@ class _View:
 # Inside a sentence, what still makes a span read like fragments strung together rather than an
 # answer: a clause break ("...through 1968; 200") or a blank line.
 _RUN_ON = re.compile(r";\s|\n\s*\n")
+
+# Items of a counted list strung together: "48 songs, three" (of "48 songs, three operas"),
+# "forty-eight songs and two". A count is the number before its own noun, so a span that runs
+# from one count over its noun into the next is two answers, not one; the next best span
+# ("three") is read instead. Dates ("January 31, 1950", "3 October, 1871") are not lists.
+_COUNT = (
+    r"(?:\d[\d,.]*|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety|hundred|thousand|million|billion)(?:-[a-z]+)?)"
+)
+_MONTH = (
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|"
+    r"july|august|september|october|november|december)"
+)
+_COUNTED_LIST = re.compile(
+    rf"(?i)(?<![\w,.]){_COUNT}\s+(?!{_MONTH}\b)[^\W\d_]+(?:\s+[^\W\d_]+){{0,3}}\s*(?:,\s*(?:and\s+)?|\s+and\s+){_COUNT}\b"
+)
+
+
+# "how many N ...": N is the last word of the noun phrase, which ends where an auxiliary, a
+# preposition or an article begins ("How many North Korean pilots were ..." -> pilots)
+_PHRASE_END = (
+    r"(?:are|were|is|was|do|did|does|have|has|had|can|could|will|would|may|might|must|should|of|in|"
+    r"on|at|to|for|by|from|with|about|during|since|per|the|a|an|that|which|who)"
+)
+_HOW_MANY = re.compile(
+    rf"(?i)\bhow\s+many\s+((?:(?!{_PHRASE_END}\b)[^\W\d_]+[\s-]+){{0,3}}?)(?!{_PHRASE_END}\b)([^\W\d_]+)(?=\s+{_PHRASE_END}\b|\s*[?,.]|\s*$)"
+)
+# "how many more X": the noun comes later; "how many others": no noun to check a count against
+_NOT_NOUNS = frozenset("more other others different".split())
+_A_COUNT = re.compile(rf"(?i)(?<![\w-]){_COUNT}(?![\w-])")
+_WORDS_AFTER = re.compile(r"\s*(?:-\s*)?([^\W\d_]+)(?:\s+([^\W\d_]+))?(?:\s+([^\W\d_]+))?")
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def counts_other(question: str, text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a count of something other than what "how many N" asks for.
+
+    "How many operas did she write?" over "she wrote 48 songs, three operas": "48" and "48 songs"
+    count songs. A span is set aside only when N is not among the three words after its last
+    count and the text counts N elsewhere ("three operas"), so a count whose noun is left out or
+    reworded stays.
+    """
+    asked = _HOW_MANY.search(question)
+    if asked is None or asked.group(2).lower() in _NOT_NOUNS:
+        return False
+    counts = list(_A_COUNT.finditer(text, start, end))
+    if not counts:
+        return False
+    noun = _stem(asked.group(2))
+    after = _WORDS_AFTER.match(text, counts[-1].end())
+    if after is None or any(w and _stem(w) == noun for w in after.groups()):
+        return False
+    # N counted elsewhere: a count, at most two words between ("three comic operas"), then N
+    counted = re.compile(rf"(?i)(?<![\w-]){_COUNT}\s+(?:[^\W\d_]+\s+){{0,2}}{re.escape(noun)}s?\b")
+    return any(not start <= m.start() < end for m in counted.finditer(text))
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

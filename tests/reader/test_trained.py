@@ -145,6 +145,65 @@ def test_answers_stay_inside_one_sentence_and_clause(reader):
             assert not _RUN_ON.search(a.text), (question, a.text)
 
 
+COUNTS = (
+    "Marrow wrote 48 songs, three comic operas and a symphony. "
+    "Her pupil wrote forty-eight songs and two operas."
+)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "listed"),
+    [
+        ("48", "three", True),  # two counts of a list strung together
+        ("forty-eight", "two", True),
+        ("48", "songs", False),
+        ("three", "operas", False),
+    ],
+)
+def test_a_span_over_two_counted_list_items_is_not_an_answer(start, end, listed):
+    from reader.trained import _COUNTED_LIST, _View
+
+    (passage,) = chunk(Document("c.txt", "c", COUNTS))
+    view = _View.of(passage)
+    a, b = view.text.index(start), view.text.index(end) + len(end)
+    assert bool(_COUNTED_LIST.search(view.text, a, b)) is listed
+    assert (view.answer_span(a, b) is None) is listed
+    # dates are not lists: no noun of their own between the numbers
+    for date in ("January 31, 1950", "3 October, 1871", "5 May and 6"):
+        assert not _COUNTED_LIST.search(date), date
+
+
+@pytest.mark.parametrize(
+    ("question", "span", "other"),
+    [
+        ("How many operas did Ilse Marrow write?", "48", True),  # 48 counts songs; operas are counted
+        ("How many operas did Ilse Marrow write?", "forty-eight", True),
+        ("How many operas did Ilse Marrow write?", "48 songs", True),
+        ("How many operas did Ilse Marrow write?", "three comic operas", False),
+        ("How many operas did Ilse Marrow write?", "three", False),  # "three comic operas"
+        ("How many operas did Ilse Marrow write?", "two", False),
+        ("How many songs did she write?", "two", True),
+        ("How many songs did she write?", "48", False),
+        ("How many pieces did she write?", "48", False),  # pieces are counted nowhere: no evidence
+        ("How many of her works were songs?", "48", False),  # no noun to check against
+        ("When did she write 48 songs?", "48", False),  # not a how-many question
+        ("How many operas did Ilse Marrow write?", "Marrow", False),  # not a count
+    ],
+)
+def test_a_count_of_something_else_does_not_answer_how_many(question, span, other):
+    from reader.trained import counts_other
+
+    start = COUNTS.index(span)
+    assert counts_other(question, COUNTS, start, start + len(span)) is other
+
+
+def test_the_reader_answers_how_many_with_the_count_of_what_was_asked(reader):
+    (passage,) = chunk(Document("c.txt", "c", COUNTS))
+    for a in reader.read("How many operas did Ilse Marrow write?", [passage], top_n=5):
+        assert COUNTS[a.start : a.end] == a.text
+        assert a.text not in ("48", "forty-eight") and "songs" not in a.text, a.text
+
+
 def test_a_span_of_filler_or_punctuation_is_never_an_answer():
     from reader.trained import answer_like
 
