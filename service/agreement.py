@@ -25,8 +25,10 @@ AGREEMENTS: tuple[Agreement, ...] = ("none", "single", "agree", "conflict")
 
 # An answer counts against the best one only when its score is at least this share of the
 # best's: weaker ones are the reader's other guesses, not a source that says otherwise.
-# Chosen on eval/gold/agreement/dev.jsonl (see the README's Agreement section).
-CONFLICT_RATIO = 0.55
+# Chosen on eval/gold/agreement/dev.jsonl and the seed set's false conflicts (see the README's
+# Agreement section): the reader scores a reworded second source low ("shut its doors in 1981"
+# for "close": 0.29 against 0.89), so the share must stay below a third.
+CONFLICT_RATIO = 0.3
 APPROX_TOLERANCE = 0.1  # "about 2,300" agrees with 2,300 to 10 %
 
 
