@@ -120,6 +120,15 @@ def test_int8_quantises_only_the_reader_encoder_layers_and_stays_close(texts):
     assert type(runner.module.qa_outputs) is torch.nn.Linear
     assert runner.module.bert.embeddings.word_embeddings.weight.dtype == torch.float32
 
+    # 7-bit weights: a u8 x s8 pair sum stays within 16 bits on CPUs without VNNI ...
+    first = linears[0]
+    assert int(first.weight().int_repr().abs().max()) <= 63
+    # ... so activations keep all 8 bits, closer to float32 than torch's 7-bit default
+    x = torch.randn(16, first.in_features, generator=torch.Generator().manual_seed(0))
+    exact = torch.nn.functional.linear(x, first.weight().dequantize(), first.bias())
+    stock = int8_linear.forward(first, x)  # the same weights, activations cut to 7 bits
+    assert (first(x) - exact).abs().mean() < (stock - exact).abs().mean()
+
     tok = load_tokenizer()
     enc = encode_windows(tok, "When did relations decline?", texts[:3], 256, 96)
     args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
