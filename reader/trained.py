@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus import Passage
+from corpus.analysis import MONTHS, ONES, SCALES, TENS, alternation
 from reader.base import Answer
 from reader.qa_model import MODEL_DIR, Windows, base_model_dir, decode_spans, sigmoid
 
@@ -219,15 +220,8 @@ _RUN_ON = re.compile(r";\s|\n\s*\n")
 # "forty-eight songs and two". A count is the number before its own noun, so a span that runs
 # from one count over its noun into the next is two answers, not one; the next best span
 # ("three") is read instead. Dates ("January 31, 1950", "3 October, 1871") are not lists.
-_COUNT = (
-    r"(?:\d[\d,.]*|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
-    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
-    r"seventy|eighty|ninety|hundred|thousand|million|billion)(?:-[a-z]+)?)"
-)
-_MONTH = (
-    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|"
-    r"july|august|september|october|november|december)"
-)
+_COUNT = rf"(?:\d[\d,.]*|{alternation([*ONES, *TENS, *SCALES])}(?:-[a-z]+)?)"
+_MONTH = alternation(MONTHS)
 _COUNTED_LIST = re.compile(
     rf"(?i)(?<![\w,.]){_COUNT}\s+(?!{_MONTH}\b)[^\W\d_]+(?:\s+[^\W\d_]+){{0,3}}\s*(?:,\s*(?:and\s+)?|\s+and\s+){_COUNT}\b"
 )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from corpus.analysis import MONTHS, ONES, SCALES, TENS
 from reader import Answer
 
 Agreement = Literal["none", "single", "agree", "conflict"]
@@ -85,34 +86,11 @@ class Name:
 
 Value = Date | Quantity | Name
 
-MONTHS = {
-    m: i
-    for i, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
-         ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
-         ("october", "oct"), ("november", "nov"), ("december", "dec")],
-        start=1,
-    )
-    for m in names
-}  # fmt: skip
 # words that may stand around a date without changing which date it is
 DATE_WORDS = frozenset(
     "in on of the early late mid around about circa c since by from until till at end beginning "
     "start middle year during and or ad".split()
 )
-ONES = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen".split()
-    )
-}
-TENS = {
-    w: 10 * i
-    for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split())
-    if i > 1
-}
-SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 APPROX = frozenset("about around approximately roughly nearly almost some circa c approx estimated ~".split())
 BOUND = frozenset("over more than less fewer under up to at least most above below exceeding".split())
 CURRENCIES = {"$": "$", "€": "€", "£": "£", "¥": "¥", "usd": "$", "dollar": "$", "euro": "€", "pound": "£"}
