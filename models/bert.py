@@ -333,11 +333,13 @@ def _quantise_int8(encoder: Any) -> None:
     Only the transformer layers' matrix products change: embeddings, layer norms, softmax and the
     span head stay in float32, the parts where int8 is known to cost accuracy. CPUs without VNNI
     multiply u8 activations by s8 weights in pairs summed into 16 bits, which saturates for
-    large products; torch's usual answer (``reduce_range``) cuts activations to 7 bits, and that
-    cost 1.4 F1 on the tuning articles. Cutting the weights to 7 bits (per channel) instead keeps
-    every pair sum within 16 bits (255 * 63 * 2 < 32767) and cost 0.3 (reader mode, capped at
-    AVX2: fp32 77.68, 8-bit weights with 7-bit activations 75.93, 7-bit weights with 8-bit
-    activations 77.35), at the same speed. Kernels come from oneDNN, which also honours
+    large products. torch's usual answer (``reduce_range``) cuts activations to 7 bits; cutting
+    the weights to 7 bits (per channel) instead keeps every pair sum in range (255 * 63 * 2 <
+    32767) and loses less. Chosen on the tuning articles, reader mode, capped at AVX2: F1 77.68
+    in fp32, 75.93 with 7-bit activations, 77.35 with 7-bit weights, at the same speed. On the
+    validation articles (``CITEQA_PRECISION=int8 citeqa eval <SQuAD> --mode reader --split
+    validation``, capped at AVX2) that is 73.94 against fp32's 74.73; the 7-bit activations gave
+    73.44. Kernels come from oneDNN, which also honours
     ``ONEDNN_MAX_CPU_ISA`` (how the benchmark sees an AVX2-only CPU on a newer one).
     """
     import warnings
