@@ -106,14 +106,14 @@ class TrainedReader:
             if mapped is None:
                 continue
             start, end = mapped
-            if not answer_like(p.text[start:end]) or counts_other(question, p.text, start, end):
+            if not answer_like(p.text[start:end]):
                 continue
             key = (p.doc_id, p.start + start, p.start + end)
             if key in seen:  # the same span found again in an overlapping window
                 continue
             seen.add(key)
             prob = self.probability(span.score - span.null)
-            if prob < self.threshold:
+            if prob < self.threshold or counts_other(question, p.text, start, end):
                 continue
             answers.append(
                 Answer(
@@ -255,19 +255,28 @@ def counts_other(question: str, text: str, start: int, end: int) -> bool:
     count and the text counts N elsewhere ("three operas"), so a count whose noun is left out or
     reworded stays.
     """
-    asked = _HOW_MANY.search(question)
-    if asked is None or asked.group(2).lower() in _NOT_NOUNS:
+    asked = _asked(question)
+    if asked is None:
         return False
+    noun, counted = asked
     counts = list(_A_COUNT.finditer(text, start, end))
     if not counts:
         return False
-    noun = _stem(asked.group(2))
     after = _WORDS_AFTER.match(text, counts[-1].end())
     if after is None or any(w and _stem(w) == noun for w in after.groups()):
         return False
-    # N counted elsewhere: a count, at most two words between ("three comic operas"), then N
-    counted = re.compile(rf"(?i)(?<![\w-]){_COUNT}\s+(?:[^\W\d_]+\s+){{0,2}}{re.escape(noun)}s?\b")
     return any(not start <= m.start() < end for m in counted.finditer(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _asked(question: str) -> tuple[str, re.Pattern[str]] | None:
+    """The noun a "how many" question counts, and the pattern of a count of it; None if none."""
+    asked = _HOW_MANY.search(question)
+    if asked is None or asked.group(2).lower() in _NOT_NOUNS:
+        return None
+    noun = _stem(asked.group(2))
+    # a count, at most two words between ("three comic operas"), then the noun
+    return noun, re.compile(rf"(?i)(?<![\w-]){_COUNT}\s+(?:[^\W\d_]+\s+){{0,2}}{re.escape(noun)}s?\b")
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
