@@ -9,7 +9,8 @@ times, in one run on the same inputs:
 
 - the reader on 5 windows of seed-corpus text (one /ask's worth with whole passages): torch fp32,
   torch bf16, ORT fp32, ORT int8, with the largest start/end logit difference from torch fp32;
-- the embedder on the seed corpus's passages: passages/s and the lowest cosine to torch fp32;
+- the embedder on the seed corpus's passages: passages/s and the lowest cosine to torch fp32; and
+  on the seed set's 77 questions one at a time (what ``/ask`` embeds): the median ms per question;
 - with ``--squad`` (default: the SQuAD file under ``../shared/data/squad/``, skipped when absent),
   reader accuracy on the validation articles (as ``citeqa eval --mode reader --split validation``)
   with the service's reader and with the ONNX models swapped in.
@@ -69,6 +70,19 @@ def _session(path: Path) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = os.cpu_count() or 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _query_p50(encode: Any, queries: list[str]) -> float:
+    """Median ms to embed one question alone, as /ask does: the short-query case, where the cost
+    is per operator rather than arithmetic."""
+    for q in queries[:5]:
+        encode(q)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        encode(q)
+        times.append(time.perf_counter() - t)
+    return round(1000 * float(np.median(times)), 2)
 
 
 def _reader_accuracy(squad: Path, work: Path) -> list[dict[str, Any]]:
@@ -179,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                          "max_logit_diff": round(float(diff), 4), "mb": size})  # fmt: skip
 
         texts = [p.search_text for p in passages] * 4
+        queries = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold" / "seed.jsonl").open()]
         reference = Embedder(precision="fp32").encode(texts)
         for precision in ("fp32", "bf16"):
             e = Embedder(precision=precision)
@@ -187,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             v = e.encode(texts)
             rows.append({"model": "embedder", "variant": f"torch {precision}",
                          "passages_per_s": round(len(texts) / (time.perf_counter() - t), 1),
-                         "min_cosine": round(float((v * reference).sum(1).min()), 5)})  # fmt: skip
+                         "min_cosine": round(float((v * reference).sum(1).min()), 5),
+                         "query_ms_p50": _query_p50(lambda q, e=e: e.encode([q]), queries)})  # fmt: skip
 
         class Pool(torch.nn.Module):
             def __init__(self, m: Any) -> None:
@@ -216,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                                             "token_type_ids": np.zeros_like(ids)})[0])  # fmt: skip
                 return np.vstack(out)
 
+            def one(q: str, s: Any = s) -> np.ndarray:
+                x = tok.encode(q)
+                ids = np.array([x.ids], dtype=np.int64)
+                return s.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                    "token_type_ids": np.zeros_like(ids)})[0]  # fmt: skip
+
             run()
             t = time.perf_counter()
             v = run()
@@ -223,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"model": "embedder", "variant": variant,
                          "passages_per_s": round(len(texts) / (time.perf_counter() - t), 1),
                          "min_cosine": round(float((v * reference).sum(1).min()), 5),
+                         "query_ms_p50": _query_p50(one, queries),
                          "mb": round((work / name).stat().st_size / 2**20, 1)})  # fmt: skip
     date = time.strftime("%Y-%m-%d")
     result = {
