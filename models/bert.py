@@ -336,7 +336,7 @@ def _quantise_int8(encoder: Any) -> None:
     large products. torch's usual answer (``reduce_range``) cuts activations to 7 bits; cutting
     the weights to 7 bits (per channel) instead keeps every pair sum in range (255 * 63 * 2 <
     32767) and loses less. Chosen on the tuning articles, reader mode, capped at AVX2: F1 77.68
-    in fp32, 75.93 with 7-bit activations, 77.35 with 7-bit weights, at the same speed. On the
+    in fp32, 76.27 with 7-bit activations, 77.35 with 7-bit weights, at the same speed. On the
     validation articles (``CITEQA_PRECISION=int8 citeqa eval <SQuAD> --mode reader --split
     validation``, capped at AVX2) that is 73.94 against fp32's 74.73; the 7-bit activations gave
     73.44. Kernels come from oneDNN, which also honours
