@@ -40,7 +40,8 @@ class Shard:
         self.store = Store(folder)
         self.model_path = model_path
         self.precision = precision
-        self.embedder = Embedder(model_path, precision=precision)  # loads on the first write only
+        # loads on the first write only; passages only, so torch
+        self.embedder = Embedder(model_path, precision=precision, query_runtime="torch")
         self._index: Index | None = None
         self._token: object = None
         self._lock = threading.Lock()

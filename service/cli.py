@@ -477,11 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="citeqa: %(levelname)s: %(message)s")
     from pydantic import ValidationError
 
+    from models.onnx_query import QueryRuntimeError
     from service.errors import CiteqaError
 
     try:
         return int(args.func(args))
-    except CiteqaError as exc:
+    except (CiteqaError, QueryRuntimeError) as exc:
         print(f"citeqa: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValidationError as exc:
