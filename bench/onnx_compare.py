@@ -1,8 +1,7 @@
 """ONNX Runtime (fp32 and dynamic int8) against the torch paths, for the reader and the embedder.
 
-``python -m bench.onnx_compare``. The service embeds questions on ONNX Runtime
-(``models.onnx_query``, chosen from these figures); this compares the rest, and exits with a note
-when ``onnxruntime`` or ``onnx`` is missing from the environment.
+``python -m bench.onnx_compare`` (needs ``pip install onnxruntime==1.32.0 onnx==1.23.2``, which the
+service does not depend on; it exits with a note when they are missing).
 
 Exports both models from the shipped weights into a temporary folder, quantises them with
 ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, per-channel for the embedder), and
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        print("skipped: needs onnxruntime and onnx (`make install` installs both)", file=sys.stderr)
+        print("skipped: needs `pip install onnxruntime==1.32.0 onnx==1.23.2`", file=sys.stderr)
         return 0
     import torch
 

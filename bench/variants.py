@@ -1,9 +1,8 @@
 """Speed and accuracy of each way to run the models, per kind of CPU: ``python -m bench.variants``.
 
 For each CPU kind (``native``, and ``avx2``: this CPU capped at AVX2 by ``bench.cpu.AVX2_ENV``)
-and each variant (model precision, whether the reader reads whole passages or focuses on the
-sentences that match the question, ``CITEQA_READER_FOCUS``, and where the question is embedded,
-``CITEQA_QUERY_RUNTIME``), measured in one run:
+and each variant (model precision, and whether the reader reads whole passages or focuses on the
+sentences that match the question, ``CITEQA_READER_FOCUS``), measured in one run:
 
 - indexing: passages/s for the default corpus, per precision;
 - where one /ask goes, in process over the seed questions (medians): query embedding, search
@@ -37,17 +36,10 @@ SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.j
 FOCUS = 300  # characters per passage when reading focused (the value measured on the tuning articles)
 
 
-def variants(native_bf16: bool) -> list[tuple[str, int, str]]:
-    """(precision, focus, query runtime) worth measuring on this CPU: bf16 only where it is native;
-    the question embedded in torch once, for the precision ``auto`` picks, beside the default ONNX."""
+def variants(native_bf16: bool) -> list[tuple[str, int]]:
+    """(precision, focus) pairs worth measuring on this CPU: bf16 only where it is native."""
     precisions = ["fp32", "int8"] + (["bf16"] if native_bf16 else [])
-    rows = [(p, f, "onnx") for p in precisions for f in (0, FOCUS)]
-    return rows + [("bf16" if native_bf16 else "fp32", 0, "torch")]
-
-
-def key(precision: str, focus: int, query: str) -> str:
-    """A variant's name for ``--only``: ``fp32/0``, or ``fp32/0/torch`` for a torch-embedded question."""
-    return f"{precision}/{focus}" + ("" if query == "onnx" else f"/{query}")
+    return [(p, f) for p in precisions for f in (0, FOCUS)]
 
 
 def _eval(args: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -58,9 +50,9 @@ def _eval(args: list[str], env: dict[str, str]) -> dict[str, Any]:
         return dict(json.loads(out.read_text())["metrics"])
 
 
-def accuracy(precision: str, focus: int, query: str, index_dir: Path, squad: Path | None) -> dict[str, Any]:
+def accuracy(precision: str, focus: int, index_dir: Path, squad: Path | None) -> dict[str, Any]:
     env = {**os.environ, "CITEQA_PRECISION": precision, "CITEQA_READER_FOCUS": str(focus),
-           "CITEQA_QUERY_RUNTIME": query, "CITEQA_INDEX_DIR": str(index_dir)}  # fmt: skip
+           "CITEQA_INDEX_DIR": str(index_dir)}  # fmt: skip
     seed = _eval(["eval/gold/seed.jsonl"], env)
     row: dict[str, Any] = {
         "seed_em": seed["em"],
@@ -74,13 +66,12 @@ def accuracy(precision: str, focus: int, query: str, index_dir: Path, squad: Pat
     return row
 
 
-def stages(precision: str, focus: int, query: str, index_dir: Path) -> dict[str, Any]:
+def stages(precision: str, focus: int, index_dir: Path) -> dict[str, Any]:
     """Medians over the seed questions of each part of one /ask, in this process."""
     from service.api import pipeline_from_settings
     from service.settings import Settings
 
-    settings = Settings(precision=precision, reader_focus=focus, query_runtime=query, index_dir=index_dir)
-    pipe = pipeline_from_settings(settings)
+    pipe = pipeline_from_settings(Settings(precision=precision, reader_focus=focus, index_dir=index_dir))
     pipe.warm_up(build_if_needed=True)
     questions = seed_questions()
     for q in questions[:5]:
@@ -88,7 +79,7 @@ def stages(precision: str, focus: int, query: str, index_dir: Path) -> dict[str,
     t: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "read_ms": [], "tokens": []}
     for q in questions:
         t0 = time.perf_counter()
-        pipe.embedder.encode_queries([q])
+        pipe.embedder.encode([q])
         t1 = time.perf_counter()
         hits = pipe.search(q, 3).hits
         t2 = time.perf_counter()
@@ -126,18 +117,17 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="citeqa-variants-") as tmp:
         work = Path(tmp)
-        speed = {p: indexing(p) for p in dict.fromkeys(p for p, _, _ in variants(cpu["native_bf16"]))}
-        for precision, focus, query in variants(cpu["native_bf16"]):
-            if args.only and key(precision, focus, query) not in args.only.split(","):
+        speed = {p: indexing(p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
+        for precision, focus in variants(cpu["native_bf16"]):
+            if args.only and f"{precision}/{focus}" not in args.only.split(","):
                 continue
-            name = f"[{cpu['kind']}] {precision}, focus {focus}, question in {query}…"
-            print(name, file=sys.stderr, flush=True)
+            print(f"[{cpu['kind']}] {precision}, focus {focus}…", file=sys.stderr, flush=True)
             index_dir = work / f"index-{precision}"
-            row: dict[str, Any] = {"precision": precision, "focus": focus, "query": query,
+            row: dict[str, Any] = {"precision": precision, "focus": focus,
                                    "index_passages_per_s": speed[precision]}  # fmt: skip
-            row.update(stages(precision, focus, query, index_dir))
-            env = {"CITEQA_READER_FOCUS": str(focus), "CITEQA_QUERY_RUNTIME": query}
-            server = bench_server(args.requests, args.seconds_c8, None, precision, env)
+            row.update(stages(precision, focus, index_dir))
+            server = bench_server(args.requests, args.seconds_c8, None, precision,
+                                  {"CITEQA_READER_FOCUS": str(focus)})  # fmt: skip
             row.update(
                 startup_s=server["startup_s"],
                 c1_p50_ms=server["concurrency_1"]["p50_ms"],
@@ -147,7 +137,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                 peak_rss_mb=server["peak_rss_mb"],
             )
             if not args.no_accuracy:
-                row.update(accuracy(precision, focus, query, index_dir, squad))
+                row.update(accuracy(precision, focus, index_dir, squad))
             rows.append(row)
     return {"cpu": cpu, "auto": resolve_precision("auto"), "rows": rows}
 
@@ -156,9 +146,8 @@ def table(result: dict[str, Any]) -> str:
     out = [f"# Variants by CPU kind, {result['date']}", "", f"`{result['command']}`", ""]
     if result.get("note"):
         out += [result["note"], ""]
-    cols = [("precision", "precision"), ("focus", "focus"), ("query", "question in"),
-            ("tokens", "tokens read"), ("embed_ms", "embed ms"), ("search_ms", "search ms"),
-            ("read_ms", "read ms"),
+    cols = [("precision", "precision"), ("focus", "focus"), ("tokens", "tokens read"),
+            ("embed_ms", "embed ms"), ("search_ms", "search ms"), ("read_ms", "read ms"),
             ("c1_p50_ms", "/ask p50 ms"), ("c1_p99_ms", "p99 ms"), ("c8_requests_per_s", "c8 req/s"),
             ("c8_p99_ms", "c8 p99 ms"), ("startup_s", "start-up s"), ("peak_rss_mb", "RSS MB"),
             ("index_passages_per_s", "index p/s"), ("validation_f1", "val F1"), ("validation_em", "val EM"),
@@ -171,7 +160,7 @@ def table(result: dict[str, Any]) -> str:
                 + (f"; capped at AVX2 by {', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}"
                    if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}.", "",
                 "| " + " | ".join(c[1] for c in cols) + " |",
-                "|" + "---|" * 3 + "---:|" * (len(cols) - 3)]  # fmt: skip
+                "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]  # fmt: skip
         for r in kind["rows"]:
             out.append("| " + " | ".join(str(r.get(c[0], "—")) for c in cols) + " |")
         out.append("")
@@ -181,7 +170,7 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__.split("\n\n")[0])
     ap.add_argument("--kinds", default=",".join(KINDS), help="CPU kinds: native, avx2 (comma-separated)")
-    ap.add_argument("--only", default="", help="only these variants, e.g. fp32/0,int8/300,fp32/0/torch")
+    ap.add_argument("--only", default="", help="only these variants, e.g. fp32/0,int8/300")
     ap.add_argument("--requests", type=int, default=100, help="sequential /ask requests (concurrency 1)")
     ap.add_argument("--seconds-c8", type=float, default=10.0, help="how long 8 clients ask")
     ap.add_argument("--no-accuracy", action="store_true", help="speed only (skip the citeqa eval runs)")

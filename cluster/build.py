@@ -78,7 +78,7 @@ def build_shards(
     origin = {d.doc_id: "corpus" for d in documents} | {d.doc_id: "added" for d in added}
     everything = [*documents, *added]
     layout = Layout.new(folder, shards)
-    embedder = embedder or Embedder(model_path, precision=precision, query_runtime="torch")  # passages only
+    embedder = embedder or Embedder(model_path, precision=precision)
     t_embed = time.perf_counter()
     embedded: dict[str, Embedded] | None = None
     workers = 1
@@ -152,7 +152,7 @@ class ChunkAndEmbed:
     """A Ray Data actor: loads the model once, then chunks and embeds batches of documents."""
 
     def __init__(self, model_path: str | None, precision: str, chunking: dict[str, int]) -> None:
-        self.embedder = Embedder(model_path, precision=precision, query_runtime="torch")  # passages only
+        self.embedder = Embedder(model_path, precision=precision)
         self.embedder.warm_up()
         self.params = ChunkParams(**chunking)
 

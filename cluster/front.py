@@ -152,7 +152,7 @@ class ShardedIndex(Index):
         n = max(candidates, k)
         # round 1: the collection's BM25 statistics, while the query is embedded here
         pending = [s.call("stats", query) for s in self.shards]
-        qvec = self.embedder.encode_queries([query])
+        qvec = self.embedder.encode([query])
         answers = gather(pending)
         self._check([v for v, _ in answers])
         stats = answers[0][1]

@@ -40,8 +40,7 @@ class Shard:
         self.store = Store(folder)
         self.model_path = model_path
         self.precision = precision
-        # loads on the first write only; passages only, so torch
-        self.embedder = Embedder(model_path, precision=precision, query_runtime="torch")
+        self.embedder = Embedder(model_path, precision=precision)  # loads on the first write only
         self._index: Index | None = None
         self._token: object = None
         self._lock = threading.Lock()

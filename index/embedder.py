@@ -64,36 +64,16 @@ class Embedder:
     ``int8`` is for the reader only: here it means ``auto``. An int8 embedder moved short texts'
     vectors to cosine 0.91 of float32's (passages 0.98), which costs retrieval, while one query's
     embedding is a small part of an /ask; and the index keeps vectors comparable across settings.
-
-    ``query_runtime``: where ``encode_queries`` embeds a question on the native path. ``auto``
-    and ``onnx`` use ONNX Runtime in float32 (``models.onnx_query``: about 5 ms against 12 in
-    torch); ``auto`` falls back to torch where ONNX Runtime is missing, ``onnx`` fails. Passages
-    (``encode``) always go through torch, so a passage gets the same vector whether it was
-    embedded with the whole collection or alone in an update.
     """
 
-    SHORT_TEXTS = 4  # this many questions or fewer go to the query runtime; more batch in torch
-
     def __init__(
-        self,
-        model_path: str | Path | None = None,
-        batch_size: int = 32,
-        precision: str = "auto",
-        query_runtime: str = "auto",
+        self, model_path: str | Path | None = None, batch_size: int = 32, precision: str = "auto"
     ) -> None:
-        from models.onnx_query import RUNTIMES, QueryRuntimeError
-
-        if query_runtime not in RUNTIMES:
-            raise QueryRuntimeError(
-                f"unknown query runtime {query_runtime!r} (choose from: {', '.join(RUNTIMES)})"
-            )
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.batch_size = batch_size
         self.precision = "auto" if precision == "int8" else precision
-        self.query_runtime = query_runtime
         self._model: Any = None
         self._native: Any = None  # (runner, tokenizer) on the native path
-        self._onnx: Any = None  # the question encoder on ONNX Runtime, where it runs
         self._dimension = 0
         # sentence-transformers re-configures its tokenizer on every call: one caller at a time
         self._st_lock = threading.Lock()
@@ -117,12 +97,6 @@ class Embedder:
         self.warm_up()
         return f"native-{self._native[0].precision}" if self._native else "sentence-transformers"
 
-    @property
-    def query_backend(self) -> str:
-        """How a question is encoded: ``onnxruntime-fp32``, or as ``backend`` says."""
-        self.warm_up()
-        return "onnxruntime-fp32" if self._onnx is not None else self.backend
-
     def warm_up(self) -> None:
         if self._model is not None or self._native is not None:
             return
@@ -137,17 +111,8 @@ class Embedder:
             tokenizer.enable_padding(pad_id=0)
             runner = load_encoder(self.model_path, self.precision)
             self._dimension = int(runner.module.embeddings.word_embeddings.embedding_dim)
-            from models import onnx_query
-
-            self._onnx = onnx_query.load(self.model_path, self.name, self.fingerprint, self.query_runtime)
             self._native = (runner, tokenizer)
             return
-        if self.query_runtime == "onnx":
-            from models.onnx_query import QueryRuntimeError
-
-            raise QueryRuntimeError(
-                f"the ONNX query runtime runs BERT models with mean pooling only, not {self.model_path}"
-            )
         # the model is local; never let a library reach for a hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -162,15 +127,6 @@ class Embedder:
             or self._model.get_sentence_embedding_dimension
         )
         self._dimension = int(get())
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Questions' vectors: on ONNX Runtime where it runs (see ``query_runtime``), else as ``encode``."""
-        self.warm_up()
-        if self._onnx is None or not texts or len(texts) > self.SHORT_TEXTS:
-            return self.encode(texts)
-        enc = self._native[1].encode_batch(texts)
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        return self._onnx(ids, np.array([e.attention_mask for e in enc], dtype=np.int64))
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         self.warm_up()

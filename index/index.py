@@ -111,7 +111,7 @@ def search_shards(
     stats = shards[0].bm25.stats(query)
     for shard in shards[1:]:
         stats = stats + shard.bm25.stats(query)
-    qvec = shards[0].embedder.encode_queries([query])
+    qvec = shards[0].embedder.encode([query])
     return merge_candidates([shard.candidates(query, n, only, qvec, stats) for shard in shards], n, k)
 
 
@@ -262,7 +262,7 @@ class Index:
         if n <= 0:
             return [], []
         if qvec is None:
-            qvec = self.embedder.encode_queries([query])
+            qvec = self.embedder.encode([query])
         dscores, dids = self.dense.search(qvec, n, allowed)
         dense = [(self.by_key[int(i)], float(s)) for i, s in zip(dids[0], dscores[0]) if i >= 0]
         bscores, bids = self.bm25.search(query, n, allowed, stats)

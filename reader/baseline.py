@@ -177,7 +177,7 @@ class BaselineReader:
         if self.embedder is None:
             return lexical
         semantic = np.clip(
-            self._sentence_vectors([s.text for s in sentences]) @ self.embedder.encode_queries([question])[0],
+            self._sentence_vectors([s.text for s in sentences]) @ self.embedder.encode([question])[0],
             0.0,
             1.0,
         )

@@ -63,7 +63,6 @@ def pipeline_options(settings: Settings) -> dict[str, Any]:
         "precision": settings.precision,
         "reader_focus": settings.reader_focus,
         "reader_dir": settings.reader_dir,
-        "query_runtime": settings.query_runtime,
         "chunking": ChunkParams(settings.max_words, settings.overlap_words),
         "max_question_chars": settings.max_question_chars,
         "load_options": settings.load_options(),

@@ -477,12 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="citeqa: %(levelname)s: %(message)s")
     from pydantic import ValidationError
 
-    from models.onnx_query import QueryRuntimeError
     from service.errors import CiteqaError
 
     try:
         return int(args.func(args))
-    except (CiteqaError, QueryRuntimeError) as exc:
+    except CiteqaError as exc:
         print(f"citeqa: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValidationError as exc:

@@ -253,7 +253,6 @@ class Pipeline:
         load_options: LoadOptions = LoadOptions(),
         reader_focus: int = READ_FOCUS,
         reader_dir: str | Path | None = None,
-        query_runtime: str = "auto",
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -270,7 +269,7 @@ class Pipeline:
         self.max_question_chars = max_question_chars
         self.model_path = model_path
         self.precision = precision
-        self.embedder = embedder or Embedder(model_path, precision=precision, query_runtime=query_runtime)
+        self.embedder = embedder or Embedder(model_path, precision=precision)
         self.reader = make_reader(
             reader, self.embedder, reader_threshold, precision, reader_focus, model_dir=reader_dir
         )
@@ -341,8 +340,7 @@ class Pipeline:
 
     def _write_embedder(self) -> Embedder:
         if self._writer is None:
-            # passages in batches: torch's kernels are the faster there
-            self._writer = Embedder(self.model_path, precision=self.precision, query_runtime="torch")
+            self._writer = Embedder(self.model_path, precision=self.precision)
         return self._writer
 
     def _latest(self) -> Index:

@@ -37,11 +37,6 @@ class Settings(BaseSettings):
         "auto",
         description="model arithmetic: auto (fastest that keeps accuracy on this CPU), fp32, bf16 or int8",
     )
-    query_runtime: Literal["auto", "onnx", "torch"] = Field(
-        "auto",
-        description="where a question is embedded: auto (ONNX Runtime where installed, else torch), "
-        "onnx or torch",
-    )
     reader_focus: int = Field(
         DEFAULT_FOCUS,
         ge=0,
