@@ -115,8 +115,9 @@ def resolve_precision(precision: str) -> str:
     """``auto`` becomes ``bf16`` where the CPU multiplies bfloat16 natively (AMX tiles) and the
     kernels may use them, else ``fp32``.
 
-    ``int8`` is never chosen by ``auto``: it costs about 2 F1 (reader mode, tuning articles) for
-    a 1.3x faster reader on AVX2 and 1.8x on AVX-512 with VNNI (``python -m bench.variants``).
+    ``int8`` is never chosen by ``auto``: capped at AVX2 it costs 0.8 F1 on the validation articles
+    and 1.1 on the seed set for a 1.2x faster ``/ask`` (``python -m bench.variants``), and the rule
+    for ``auto`` is no loss on the seed set.
     Kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``: how the
     benchmark emulates an AVX2-only CPU) count as no AMX, since bf16 would then be emulated.
     """

@@ -146,6 +146,8 @@ def make_reader(
     model_dir: str | Path | None = None,
 ) -> Reader:
     if name == "baseline":
+        if model_dir is not None:  # a folder the user named and would silently not get
+            raise BadInputError(f"reader folder {model_dir} is for the trained reader, not --reader baseline")
         return BaselineReader(embedder)
     if name == "trained":
         if model_dir is None:

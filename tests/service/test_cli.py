@@ -76,6 +76,7 @@ def test_agreeing_sources_are_one_answer_with_both_citations(scripted_pipeline):
             ["ask", "ok?", "--reader-dir", "no-such-folder"],
             "has no model.safetensors or reader.json or config.json",
         ),
+        (["ask", "ok?", "--reader", "baseline", "--reader-dir", "x"], "is for the trained reader"),
     ],
 )
 def test_bad_cli_input_exits_2_with_a_message(args, message, index_dir, capsys):
