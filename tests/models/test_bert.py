@@ -116,7 +116,8 @@ def test_int8_quantises_only_the_reader_encoder_layers_and_stays_close(texts):
     linears = [
         m for m in runner.module.bert.encoder.modules() if isinstance(m, (torch.nn.Linear, int8_linear))
     ]
-    assert len(linears) == 36 and all(isinstance(m, int8_linear) for m in linears)  # 6 layers x 6
+    # 6 layers x 4: query, key and value fused into one, attention output, and the two feed-forward maps
+    assert len(linears) == 24 and all(isinstance(m, int8_linear) for m in linears)
     assert type(runner.module.qa_outputs) is torch.nn.Linear
     assert runner.module.bert.embeddings.word_embeddings.weight.dtype == torch.float32
 
@@ -186,3 +187,26 @@ def test_model_thread_reports_errors_to_the_caller():
     with pytest.raises(RuntimeError, match="boom"):
         _MODEL_THREAD.call(fails)
     assert _MODEL_THREAD.call(lambda: 41 + 1) == 42  # the thread lives on
+
+
+def test_fused_query_key_value_give_the_same_outputs():
+    """Runner fuses each layer's query, key and value maps into one product; nothing else changes."""
+    import torch
+
+    from models.bert import _fuse_qkv, _modules
+
+    config = {"vocab_size": 50, "hidden_size": 32, "max_position_embeddings": 16, "type_vocab_size": 2,
+              "layer_norm_eps": 1e-12, "num_attention_heads": 4, "intermediate_size": 64,
+              "num_hidden_layers": 2}  # fmt: skip
+    bert_cls, _ = _modules()
+    torch.manual_seed(0)
+    model = bert_cls(config).eval()
+    ids = torch.randint(1, 50, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0  # a padded row
+    with torch.no_grad():
+        separate = model(ids, mask, torch.zeros_like(ids))
+        _fuse_qkv(model.encoder)
+        fused = model(ids, mask, torch.zeros_like(ids))
+    assert all(not hasattr(layer.attention.self, "query") for layer in model.encoder.layer)
+    torch.testing.assert_close(fused, separate, rtol=1e-6, atol=1e-6)
