@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +62,23 @@ def describe() -> dict[str, Any]:
         "native_bf16": "amx_bf16" in flags and not emulated,
         "python": platform.python_version(),
     }
+
+
+def unknown_kind(kinds: list[str]) -> str | None:
+    """The one-line error for the first kind not in :data:`KINDS`, or None."""
+    unknown = sorted(set(kinds) - set(KINDS))
+    return f"error: unknown CPU kind {unknown[0]!r} (choose from: {', '.join(KINDS)})" if unknown else None
+
+
+def run_per_kind(module: str, argv: list[str], kinds: list[str], cwd: Path) -> list[dict[str, Any]]:
+    """``python -m <module> <argv> --worker FILE`` once per CPU kind, each in its own process (the
+    AVX2 caps must be set before torch loads); returns what each worker wrote to FILE as JSON."""
+    results = []
+    for kind in kinds:
+        env = {**os.environ, **(AVX2_ENV if kind == "avx2" else {})}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "kind.json"
+            subprocess.run([sys.executable, "-m", module, *argv, "--worker", str(out)],
+                           check=True, env=env, cwd=cwd)  # fmt: skip
+            results.append(json.loads(out.read_text()))
+    return results

@@ -15,15 +15,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, seed_questions, write_results
-from bench.cpu import AVX2_ENV, KINDS, describe
+from bench.cpu import KINDS, describe, run_per_kind, unknown_kind
 
 
 def _median_ms(forward: Any, batches: list[tuple[Any, Any, Any]]) -> float:
@@ -106,19 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         args.worker.write_text(json.dumps(worker(args.rounds)))
         return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        print(f"error: unknown CPU kind {unknown[0]!r} (choose from: {', '.join(KINDS)})", file=sys.stderr)
+    error = unknown_kind(kinds)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     own = argv if argv is not None else sys.argv[1:]
-    results = []
-    for kind in kinds:
-        env = {**os.environ, **(AVX2_ENV if kind == "avx2" else {})}
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "kind.json"
-            subprocess.run([sys.executable, "-m", "bench.forward", *own, "--worker", str(out)],
-                           check=True, env=env, cwd=ROOT)  # fmt: skip
-            results.append(json.loads(out.read_text()))
+    results = run_per_kind("bench.forward", own, kinds, ROOT)
     date = time.strftime("%Y-%m-%d")
     result = {"date": date, "command": "python -m bench.forward " + " ".join(own), "kinds": results}
     write_results(args.out_dir, f"forward-{date}", result, table(result))

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, seed_questions, write_results
-from bench.cpu import AVX2_ENV, KINDS, describe
+from bench.cpu import AVX2_ENV, KINDS, describe, run_per_kind, unknown_kind
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
 FOCUS = 300  # characters per passage when reading focused (the value measured on the tuning articles)
@@ -184,21 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         args.worker.write_text(json.dumps(worker(args)))
         return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        print(f"error: unknown CPU kind {unknown[0]!r} (choose from: {', '.join(KINDS)})", file=sys.stderr)
+    error = unknown_kind(kinds)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     if not args.squad.exists() and not args.no_accuracy:
         print(f"note: {args.squad} not found: reader-mode accuracy is skipped", file=sys.stderr)
     own = argv if argv is not None else sys.argv[1:]
-    results = []
-    for kind in kinds:
-        env = {**os.environ, **(AVX2_ENV if kind == "avx2" else {})}
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "kind.json"
-            subprocess.run([sys.executable, "-m", "bench.variants", *own, "--worker", str(out)],
-                           check=True, env=env, cwd=ROOT)  # fmt: skip
-            results.append(json.loads(out.read_text()))
+    results = run_per_kind("bench.variants", own, kinds, ROOT)
     date = time.strftime("%Y-%m-%d")
     result = {
         "date": date,
