@@ -2,6 +2,7 @@
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.schemas  # noqa: F401  (see api_schema: imported while single-threaded)
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
@@ -26,8 +27,13 @@ def api_schema(tmp_path_factory, embedder):
     p = Pipeline(DEFAULT_CORPUS, index_dir, embedder=embedder, write_embedder=embedder)
     p.warm_up(build_if_needed=True)
     app = create_app(Settings(corpus_dir=DEFAULT_CORPUS, index_dir=index_dir), pipeline=p)
+    # Python 3.11.7 can fail with "AST constructor recursion depth mismatch" (CPython gh-106905)
+    # when pytest's rewriting of an imported module overlaps AST work in another thread. The
+    # schema loader's lazily imported modules are imported above, at collection, and the schema is
+    # loaded before the lifespan starts its threads.
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     with TestClient(app):  # runs the app's lifespan while the fuzzer calls it
-        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+        yield schema
 
 
 def test_api_conforms_to_its_schema(api_schema):
