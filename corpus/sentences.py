@@ -26,6 +26,8 @@ _ABBREVIATIONS = {
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
 _BLANK = re.compile(r"\n[ \t]*\n\s*")
 _HAS_WORD = re.compile(r"\w")
+# A line that reads as a sentence: it ends in terminal punctuation, maybe inside quotes or brackets.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
 def _is_debris(line: str) -> bool:
@@ -39,6 +41,11 @@ def _is_debris(line: str) -> bool:
         return True
     # CamelCase tokens such as site names ("TheInfoList")
     return len(words) == 1 and bool(re.fullmatch(r"[A-Z][a-z]+(?:[A-Z][a-z]+){2,}", joined))
+
+
+def _is_boilerplate(line: str) -> bool:
+    """Whether a repeated line may be dropped: not a sentence and not a table row ("a | b")."""
+    return not _SENTENCE_END.search(line) and " | " not in line
 
 
 def _anchor_length(line: str) -> int:
@@ -61,9 +68,10 @@ def _anchor_length(line: str) -> int:
 def noise_spans(text: str) -> list[Span]:
     """Spans of lines that are scraper noise rather than prose.
 
-    Noise is: a line repeated three or more times (boilerplate such as placeholder dates),
-    a long line that trails off with an ellipsis (inline glossary pop-ups), one- or
-    two-word navigation debris ("HOME", "OR:"), and wiki template lines.
+    Noise is: a line repeated three or more times (boilerplate such as placeholder dates or a
+    running header) unless it reads as a sentence or is a table row (a refrain, a FAQ's "Yes.",
+    rows of the same values are content), a long line that trails off with an ellipsis (inline
+    glossary pop-ups), one- or two-word navigation debris ("HOME", "OR:"), and wiki template lines.
     """
     lines = [(m.start(), m.end(), m.group().strip()) for m in _LINE.finditer(text)]
     counts = Counter(s for _, _, s in lines if s)
@@ -77,7 +85,7 @@ def noise_spans(text: str) -> list[Span]:
             spans.append((start + lead + _anchor_length(stripped), end))
             continue
         if (
-            (counts[stripped] >= 3 and len(stripped) < 200)
+            (counts[stripped] >= 3 and len(stripped) < 200 and _is_boilerplate(stripped))
             or _TEMPLATE.match(stripped)
             or _is_debris(stripped)
         ):

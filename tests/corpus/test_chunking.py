@@ -84,6 +84,17 @@ def test_repeated_boilerplate_lines_are_noise():
     assert len(noise_spans(text)) == 3
 
 
+def test_repeated_sentences_and_table_rows_are_content():
+    # a refrain, a FAQ's short answer and identical table rows repeat, and are still text to answer from
+    refrain = "We shall overcome."
+    row = "Bridge | open | 1820"
+    text = "".join(f"Verse {c} goes on.\n{refrain}\n{row}\nYes.\nPage header\n\n" for c in "ABC")
+    kept = " ".join(text[s:e] for s, e in sentence_spans(text))
+    assert kept.count(refrain) == 3 and kept.count("Yes.") == 3 and kept.count(row) == 3
+    assert "Page header" not in kept
+    assert len(noise_spans(text)) == 3
+
+
 def test_bad_params_are_refused():
     with pytest.raises(ValueError):
         ChunkParams(max_words=10, overlap_words=10)
