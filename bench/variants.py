@@ -182,12 +182,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=100, help="sequential /ask requests (concurrency 1)")
     ap.add_argument("--seconds-c8", type=float, default=10.0, help="how long 8 clients ask")
     ap.add_argument("--no-accuracy", action="store_true", help="speed only (skip the citeqa eval runs)")
+    ap.add_argument(
+        "--reader-dir",
+        type=Path,
+        default=None,
+        help="measure this trained reader instead of the shipped one (env CITEQA_READER_DIR)",
+    )
+    ap.add_argument("--tag", default="", help="added to the results' file name: variants-<date>-<tag>")
     ap.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD JSON for reader-mode accuracy")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results", help="where results go")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.reader_dir is not None:
+        if not (args.reader_dir / "reader.json").is_file():
+            print(
+                f"error: {args.reader_dir} is not a trained reader folder (no reader.json)", file=sys.stderr
+            )
+            return 2
+        # every child (the CPU kinds' workers, the servers, the eval runs) reads the same reader
+        os.environ["CITEQA_READER_DIR"] = str(args.reader_dir.resolve())
     if args.worker is not None:
         args.worker.write_text(json.dumps(worker(args)))
         return 0
@@ -201,15 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     own = argv if argv is not None else sys.argv[1:]
     results = run_per_kind("bench.variants", own, kinds, ROOT)
     date = time.strftime("%Y-%m-%d")
-    result = {
-        "date": date,
-        "command": "python -m bench.variants " + " ".join(own),
-        "note": "tokens read, embed, search and read ms: medians per /ask over the seed questions, in "
+    note = (
+        "tokens read, embed, search and read ms: medians per /ask over the seed questions, in "
         "process; search includes the query embedding. val: `citeqa eval <SQuAD> --mode reader --split "
-        "validation`; seed: `citeqa eval eval/gold/seed.jsonl`; both under the same CPU kind.",
-        "kinds": results,
-    }
-    write_results(args.out_dir, f"variants-{date}", result, table(result))
+        "validation`; seed: `citeqa eval eval/gold/seed.jsonl`; both under the same CPU kind."
+    )
+    if args.reader_dir is not None:
+        note += f" Reader: {args.reader_dir}."
+    result = {"date": date, "command": "python -m bench.variants " + " ".join(own), "note": note,
+              "kinds": results}  # fmt: skip
+    name = f"variants-{date}" + (f"-{args.tag}" if args.tag else "")
+    write_results(args.out_dir, name, result, table(result))
     return 0
 
 

@@ -34,3 +34,9 @@ def test_table_shows_each_kind_with_its_cpu_and_accuracy_beside_speed():
     assert "capped at AVX2 by ATEN_CPU_CAPABILITY=avx2" in md
     line = next(x for x in md.splitlines() if x.startswith("| int8"))
     assert "41.5" in line and "72.1" in line and "75.0" in line
+
+
+def test_a_reader_dir_without_a_trained_reader_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--reader-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no reader.json" in err and "\n" not in err
