@@ -1,5 +1,6 @@
 """PDF, DOCX and HTML main-content reading: text, pages, offsets, limits and bad input."""
 
+import io
 import logging
 
 import pytest
@@ -115,6 +116,22 @@ def test_docx_paragraphs_headings_and_tables():
         "Species | Weight\nEurasian otter | 7 to 12 kg\n\nThey eat mostly fish, and sometimes frogs."
     )
     assert all(p.page is None for p in _check_passages(doc))
+
+
+def test_docx_title_is_the_first_heading_wherever_it_stands():
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("Draft, not for circulation.")
+    d.add_paragraph("")
+    d.add_heading("Harbour works", level=2)
+    d.add_paragraph("The breakwater was built in 1820.")
+    d.add_heading("Later repairs", level=2)
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = parse_document(buf.getvalue(), ".docx", "harbour.docx")
+    assert doc.title == "Harbour works"
+    _check_passages(doc)
 
 
 def test_pptx_slides_are_pages():
