@@ -32,8 +32,8 @@ from bench.documents import pdf_bytes
 
 def _paragraphs(min_chars: int, seed: int = 0) -> list[str]:
     """Paragraphs of 3 to 6 sentences of 8 to 24 words drawn from the default corpus's words,
-    until they hold ``min_chars`` characters. Drawn, not the corpus repeated: a line seen three
-    times is boilerplate to the sentence splitter, and would be cut out."""
+    until they hold ``min_chars`` characters. Drawn, not the corpus repeated, so that the text is
+    like a real document's (no line repeated: the sentence splitter sets some repeated lines aside)."""
     import random
 
     from corpus import load_corpus

@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -195,17 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.worker is not None:  # the parent checked the arguments and set CITEQA_READER_DIR
+        args.worker.write_text(json.dumps(worker(args)))
+        return 0
+    if args.tag and not re.fullmatch(r"[\w.-]+", args.tag):
+        print(f"error: --tag {args.tag!r}: use letters, digits, '.', '-' and '_' only", file=sys.stderr)
+        return 2
     if args.reader_dir is not None:
         if not (args.reader_dir / "reader.json").is_file():
             print(
                 f"error: {args.reader_dir} is not a trained reader folder (no reader.json)", file=sys.stderr
             )
             return 2
-        # every child (the CPU kinds' workers, the servers, the eval runs) reads the same reader
+        # every child (the CPU kinds' workers, the servers, the eval runs) reads the same reader;
+        # absolute, as the workers run in the repository root
         os.environ["CITEQA_READER_DIR"] = str(args.reader_dir.resolve())
-    if args.worker is not None:
-        args.worker.write_text(json.dumps(worker(args)))
-        return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     error = unknown_kind(kinds)
     if error:

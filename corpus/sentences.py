@@ -43,9 +43,18 @@ def _is_debris(line: str) -> bool:
     return len(words) == 1 and bool(re.fullmatch(r"[A-Z][a-z]+(?:[A-Z][a-z]+){2,}", joined))
 
 
-def _is_boilerplate(line: str) -> bool:
-    """Whether a repeated line may be dropped: not a sentence and not a table row ("a | b")."""
-    return not _SENTENCE_END.search(line) and " | " not in line
+def _is_boilerplate(lines: list[str], k: int) -> bool:
+    """Whether ``lines[k]``, a line seen three or more times, may be dropped as boilerplate.
+
+    A sentence is kept (a refrain, a FAQ's "Yes.", even a copyright line: losing an answer is worse
+    than indexing a footer), unless it trails off ("Loading..."). So is a table row ("a | b") among
+    other rows; a lone line of " | " is a navigation bar ("Home | About | Contact").
+    """
+    line = lines[k]
+    if _SENTENCE_END.search(line) and not line.endswith(("...", "…")):
+        return False
+    neighbours = [lines[j] for j in (k - 1, k + 1) if 0 <= j < len(lines)]
+    return not (" | " in line and any(" | " in n for n in neighbours))
 
 
 def _anchor_length(line: str) -> int:
@@ -69,23 +78,23 @@ def noise_spans(text: str) -> list[Span]:
     """Spans of lines that are scraper noise rather than prose.
 
     Noise is: a line repeated three or more times (boilerplate such as placeholder dates or a
-    running header) unless it reads as a sentence or is a table row (a refrain, a FAQ's "Yes.",
-    rows of the same values are content), a long line that trails off with an ellipsis (inline
-    glossary pop-ups), one- or two-word navigation debris ("HOME", "OR:"), and wiki template lines.
+    running header) unless it reads as a sentence or is a table row (``_is_boilerplate``), a long
+    line that trails off with an ellipsis (inline glossary pop-ups), one- or two-word navigation
+    debris ("HOME", "OR:"), and wiki template lines.
     """
     lines = [(m.start(), m.end(), m.group().strip()) for m in _LINE.finditer(text)]
-    counts = Counter(s for _, _, s in lines if s)
+    lines = [line for line in lines if line[2]]
+    texts = [stripped for _, _, stripped in lines]
+    counts = Counter(texts)
     spans: list[Span] = []
-    for start, end, stripped in lines:
-        if not stripped:
-            continue
+    for k, (start, end, stripped) in enumerate(lines):
         if _GLOSSARY.match(stripped):
             # keep the link text the pop-up hangs on: it belongs to the sentence around it
             lead = len(text[start:end]) - len(text[start:end].lstrip())
             spans.append((start + lead + _anchor_length(stripped), end))
             continue
         if (
-            (counts[stripped] >= 3 and len(stripped) < 200 and _is_boilerplate(stripped))
+            (counts[stripped] >= 3 and len(stripped) < 200 and _is_boilerplate(texts, k))
             or _TEMPLATE.match(stripped)
             or _is_debris(stripped)
         ):

@@ -40,3 +40,8 @@ def test_a_reader_dir_without_a_trained_reader_is_one_line_and_exit_2(tmp_path, 
     assert main(["--reader-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "no reader.json" in err and "\n" not in err
+
+
+def test_a_tag_that_is_not_a_plain_name_is_refused(capsys):
+    assert main(["--tag", "../elsewhere"]) == 2
+    assert "--tag" in capsys.readouterr().err

@@ -87,12 +87,19 @@ def test_repeated_boilerplate_lines_are_noise():
 def test_repeated_sentences_and_table_rows_are_content():
     # a refrain, a FAQ's short answer and identical table rows repeat, and are still text to answer from
     refrain = "We shall overcome."
-    row = "Bridge | open | 1820"
-    text = "".join(f"Verse {c} goes on.\n{refrain}\n{row}\nYes.\nPage header\n\n" for c in "ABC")
+    table = "Site | Year\nBridge | 1820"
+    text = "".join(f"Verse {c} goes on.\n{refrain}\n\n{table}\n\nYes.\nPage header\n\n" for c in "ABC")
     kept = " ".join(text[s:e] for s, e in sentence_spans(text))
-    assert kept.count(refrain) == 3 and kept.count("Yes.") == 3 and kept.count(row) == 3
+    assert kept.count(refrain) == 3 and kept.count("Yes.") == 3 and kept.count(table) == 3
     assert "Page header" not in kept
     assert len(noise_spans(text)) == 3
+
+
+def test_repeated_navigation_bars_and_trailing_lines_are_boilerplate():
+    page = "Home | About | Contact\n\nThe bridge opened in {}.\n\nLoading...\n\n"
+    text = "".join(page.format(year) for year in (1820, 1821, 1822))
+    kept = [text[s:e] for s, e in sentence_spans(text)]
+    assert kept == [f"The bridge opened in {year}." for year in (1820, 1821, 1822)]
 
 
 def test_bad_params_are_refused():
