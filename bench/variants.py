@@ -70,7 +70,8 @@ def accuracy(precision: str, focus: int, index_dir: Path, squad: Path | None) ->
 
 def fresh(fn: Any, *args: Any) -> Any:
     """``fn(*args)`` in a new process (the CPU caps carry over): what ran before in this one, such
-    as the other variants' models, skewed in-process timings (reader ms 47.5 after them, 38.6 alone)."""
+    as the other variants' models, skewed in-process timings (reader ms 47.5 after them, 38.6 alone).
+    Indexing speed and each variant's stages are measured this way."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args)
 
@@ -126,7 +127,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="citeqa-variants-") as tmp:
         work = Path(tmp)
-        speed = {p: indexing(p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
+        speed = {p: fresh(indexing, p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
         for precision, focus in variants(cpu["native_bf16"]):
             if args.only and f"{precision}/{focus}" not in args.only.split(","):
                 continue
