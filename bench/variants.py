@@ -117,6 +117,24 @@ def indexing(precision: str) -> float:
     return round(len(index.by_key) / (time.perf_counter() - t0), 1)
 
 
+def _reader_name(reader_dir: Path) -> str:
+    """How the table names a reader folder: relative to the repository where it lies inside."""
+    path = reader_dir.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(reader_dir)
+
+
+def _without_reader_dirs(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--reader-dir":
+            skip = True
+        elif not a.startswith("--reader-dir="):
+            out.append(a)
+    return out
+
+
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Every variant on the CPU kind this process runs as."""
     from bench.suite import bench_server
@@ -128,13 +146,23 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="citeqa-variants-") as tmp:
         work = Path(tmp)
         speed = {p: fresh(indexing, p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
-        for precision, focus in variants(cpu["native_bf16"]):
-            if args.only and f"{precision}/{focus}" not in args.only.split(","):
-                continue
-            print(f"[{cpu['kind']}] {precision}, focus {focus}…", file=sys.stderr, flush=True)
+        # each reader in turn, every variant with it: their rows compare within one run
+        readers: list[Path | None] = list(args.reader_dir or [None])
+        todo = [(r, p, f) for r in readers for p, f in variants(cpu["native_bf16"])
+                if not args.only or f"{p}/{f}" in args.only.split(",")]  # fmt: skip
+        for reader_dir, precision, focus in todo:
+            if reader_dir is None:
+                os.environ.pop("CITEQA_READER_DIR", None)
+            else:  # every child (stages, the server, the eval runs) inherits it
+                os.environ["CITEQA_READER_DIR"] = str(reader_dir.resolve())
+            name = "" if reader_dir is None else _reader_name(reader_dir)
+            print(f"[{cpu['kind']}] {name + ', ' if name else ''}{precision}, focus {focus}…",
+                  file=sys.stderr, flush=True)  # fmt: skip
             index_dir = work / f"index-{precision}"
             row: dict[str, Any] = {"precision": precision, "focus": focus,
                                    "index_passages_per_s": speed[precision]}  # fmt: skip
+            if name:
+                row = {"reader": name, **row}
             row.update(fresh(stages, precision, focus, index_dir))
             server = bench_server(args.requests, args.seconds_c8, None, precision,
                                   {"CITEQA_READER_FOCUS": str(focus)})  # fmt: skip
@@ -156,7 +184,8 @@ def table(result: dict[str, Any]) -> str:
     out = [f"# Variants by CPU kind, {result['date']}", "", f"`{result['command']}`", ""]
     if result.get("note"):
         out += [result["note"], ""]
-    cols = [("precision", "precision"), ("focus", "focus"), ("tokens", "tokens read"),
+    cols = [("reader", "reader")] if any("reader" in r for k in result["kinds"] for r in k["rows"]) else []
+    cols += [("precision", "precision"), ("focus", "focus"), ("tokens", "tokens read"),
             ("embed_ms", "embed ms"), ("search_ms", "search ms"), ("read_ms", "read ms"),
             ("c1_p50_ms", "/ask p50 ms"), ("c1_p99_ms", "p99 ms"), ("c8_requests_per_s", "c8 req/s"),
             ("c8_p99_ms", "c8 p99 ms"), ("startup_s", "start-up s"), ("peak_rss_mb", "RSS MB"),
@@ -170,7 +199,7 @@ def table(result: dict[str, Any]) -> str:
                 + (f"; capped at AVX2 by {', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}"
                    if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}.", "",
                 "| " + " | ".join(c[1] for c in cols) + " |",
-                "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]  # fmt: skip
+                "|" + "---|" * (len(cols) - 16) + "---:|" * 16]  # fmt: skip
         for r in kind["rows"]:
             out.append("| " + " | ".join(str(r.get(c[0], "—")) for c in cols) + " |")
         out.append("")
@@ -187,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reader-dir",
         type=Path,
+        action="append",
         default=None,
-        help="measure this trained reader instead of the shipped one (env CITEQA_READER_DIR)",
+        help="measure this trained reader instead of the shipped one; repeat it to measure several, "
+        "each with every variant, in one run (reader/model is the shipped one)",
     )
     ap.add_argument("--tag", default="", help="added to the results' file name: variants-<date>-<tag>")
     ap.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD JSON for reader-mode accuracy")
@@ -197,21 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.worker is not None:  # the parent checked the arguments and set CITEQA_READER_DIR
+    if args.worker is not None:  # the parent checked the arguments and made the readers' paths absolute
         args.worker.write_text(json.dumps(worker(args)))
         return 0
     if args.tag and not re.fullmatch(r"[\w.-]+", args.tag):
         print(f"error: --tag {args.tag!r}: use letters, digits, '.', '-' and '_' only", file=sys.stderr)
         return 2
-    if args.reader_dir is not None:
-        if not (args.reader_dir / "reader.json").is_file():
-            print(
-                f"error: {args.reader_dir} is not a trained reader folder (no reader.json)", file=sys.stderr
-            )
+    for reader_dir in args.reader_dir or []:
+        if not (reader_dir / "reader.json").is_file():
+            print(f"error: {reader_dir} is not a trained reader folder (no reader.json)", file=sys.stderr)
             return 2
-        # every child (the CPU kinds' workers, the servers, the eval runs) reads the same reader;
-        # absolute, as the workers run in the repository root
-        os.environ["CITEQA_READER_DIR"] = str(args.reader_dir.resolve())
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     error = unknown_kind(kinds)
     if error:
@@ -220,15 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.squad.exists() and not args.no_accuracy:
         print(f"note: {args.squad} not found: reader-mode accuracy is skipped", file=sys.stderr)
     own = argv if argv is not None else sys.argv[1:]
-    results = run_per_kind("bench.variants", own, kinds, ROOT)
+    # the workers run in the repository root: give them the readers' folders as absolute paths
+    absolute = _without_reader_dirs(own)
+    absolute += [x for r in args.reader_dir or [] for x in ("--reader-dir", str(r.resolve()))]
+    results = run_per_kind("bench.variants", absolute, kinds, ROOT)
     date = time.strftime("%Y-%m-%d")
     note = (
         "tokens read, embed, search and read ms: medians per /ask over the seed questions, in "
         "process; search includes the query embedding. val: `citeqa eval <SQuAD> --mode reader --split "
         "validation`; seed: `citeqa eval eval/gold/seed.jsonl`; both under the same CPU kind."
     )
-    if args.reader_dir is not None:
-        note += f" Reader: {args.reader_dir}."
+    if args.reader_dir:
+        note += " Readers: " + ", ".join(_reader_name(r) for r in args.reader_dir) + "."
     result = {"date": date, "command": "python -m bench.variants " + " ".join(own), "note": note,
               "kinds": results}  # fmt: skip
     name = f"variants-{date}" + (f"-{args.tag}" if args.tag else "")

@@ -45,3 +45,26 @@ def test_a_reader_dir_without_a_trained_reader_is_one_line_and_exit_2(tmp_path, 
 def test_a_tag_that_is_not_a_plain_name_is_refused(capsys):
     assert main(["--tag", "../elsewhere"]) == 2
     assert "--tag" in capsys.readouterr().err
+
+
+def test_several_readers_are_named_in_their_own_column():
+    cpu = {"kind": "native", "model": "Some CPU", "cpus": 2, "instruction_sets": []}
+    rows = [{"reader": "reader/model", "precision": "fp32", "focus": 0, "read_ms": 70.0},
+            {"reader": ".citeqa/small", "precision": "fp32", "focus": 0, "read_ms": 47.0}]  # fmt: skip
+    md = table({"date": "d", "command": "c", "kinds": [{"cpu": cpu, "auto": "fp32", "rows": rows}]})
+    header = next(x for x in md.splitlines() if x.startswith("| reader | precision"))
+    rule = md.splitlines()[md.splitlines().index(header) + 1]
+    assert rule.count("|") == header.count("|")
+    assert any(x.startswith("| .citeqa/small | fp32 | 0 |") and "47.0" in x for x in md.splitlines())
+
+
+def test_readers_reach_the_workers_as_absolute_paths():
+    from bench.variants import _without_reader_dirs
+
+    argv = ["--kinds", "avx2", "--reader-dir", "a", "--reader-dir=b", "--tag", "t"]
+    assert _without_reader_dirs(argv) == ["--kinds", "avx2", "--tag", "t"]
+
+
+def test_a_second_reader_dir_without_a_trained_reader_is_refused(tmp_path, capsys):
+    assert main(["--reader-dir", "reader/model", "--reader-dir", str(tmp_path)]) == 2
+    assert "no reader.json" in capsys.readouterr().err
