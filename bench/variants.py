@@ -180,6 +180,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     return {"cpu": cpu, "auto": resolve_precision("auto"), "rows": rows}
 
 
+LABELS = ("reader", "precision", "focus")  # the table's columns that name a row, left-aligned
+
+
 def table(result: dict[str, Any]) -> str:
     out = [f"# Variants by CPU kind, {result['date']}", "", f"`{result['command']}`", ""]
     if result.get("note"):
@@ -199,7 +202,7 @@ def table(result: dict[str, Any]) -> str:
                 + (f"; capped at AVX2 by {', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}"
                    if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}.", "",
                 "| " + " | ".join(c[1] for c in cols) + " |",
-                "|" + "---|" * (len(cols) - 16) + "---:|" * 16]  # fmt: skip
+                "|" + "".join("---|" if c[0] in LABELS else "---:|" for c in cols)]  # fmt: skip
         for r in kind["rows"]:
             out.append("| " + " | ".join(str(r.get(c[0], "—")) for c in cols) + " |")
         out.append("")
