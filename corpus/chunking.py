@@ -48,8 +48,12 @@ def chunk(document: Document, params: ChunkParams = ChunkParams()) -> list[Passa
     to ``overlap_words`` words, so an answer near a boundary is seen whole at least once.
     """
     text = document.text
+    # A Word file's body holds no running headers or scraped navigation (those live in its header
+    # and footer parts, which are not read), so nothing in it is cut as noise: a one-column table's
+    # rows ("N/A", "UNESCO") would otherwise go as repeated lines or debris.
+    skip_noise = document.metadata.get("type") != "docx"
     units: list[Span] = []
-    for span in sentence_spans(text):
+    for span in sentence_spans(text, skip_noise):
         if _words(text, span) > params.max_words:
             units.extend(_split_long(text, span, params.max_words))
         else:

@@ -118,6 +118,26 @@ def test_docx_paragraphs_headings_and_tables():
     assert all(p.page is None for p in _check_passages(doc))
 
 
+def test_docx_one_column_table_rows_are_kept_even_when_repeated():
+    # a one-column table has no " | " to mark its rows; in a web page such lines would be boilerplate
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("Permits granted by the harbour board, one per row:")
+    table = d.add_table(rows=4, cols=1)
+    for r, value in enumerate(["UNESCO", "N/A", "N/A", "N/A"]):
+        table.cell(r, 0).text = value
+    buf = io.BytesIO()
+    d.save(buf)
+    doc = parse_document(buf.getvalue(), ".docx", "permits.docx")
+    kept = " ".join(p.text for p in _check_passages(doc))
+    assert "UNESCO" in kept and kept.count("N/A") == 3
+    # the same text as a plain text file still loses them as debris and repeated lines
+    plain = parse_document(doc.text.encode(), ".txt", "permits.txt")
+    kept = " ".join(p.text for p in _check_passages(plain))
+    assert "UNESCO" not in kept and "N/A" not in kept
+
+
 def test_docx_title_is_the_first_heading_wherever_it_stands():
     import docx
 
