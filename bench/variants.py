@@ -38,9 +38,10 @@ SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.j
 FOCUS = 300  # characters per passage when reading focused (the value measured on the tuning articles)
 
 
-def variants(native_bf16: bool) -> list[tuple[str, int]]:
-    """(precision, focus) pairs worth measuring on this CPU: bf16 only where it is native."""
-    precisions = ["fp32", "int8"] + (["bf16"] if native_bf16 else [])
+def variants(native_bf16: bool, auto_row: bool = False) -> list[tuple[str, int]]:
+    """(precision, focus) pairs worth measuring on this CPU: bf16 only where it is native, and
+    ``auto`` where it runs a reader no other row does (the 4-layer student: ``shipped_reader``)."""
+    precisions = ["auto"] * auto_row + ["fp32", "int8"] + (["bf16"] if native_bf16 else [])
     return [(p, f) for p in precisions for f in (0, FOCUS)]
 
 
@@ -139,17 +140,24 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Every variant on the CPU kind this process runs as."""
     from bench.suite import bench_server
     from models.bert import resolve_precision
+    from reader import shipped_reader
+    from reader.qa_model import MODEL_DIR
 
     cpu = describe()
+    auto_dir = shipped_reader("auto")
+    auto = resolve_precision("auto")
+    if auto_dir != MODEL_DIR:
+        auto += f" with {_reader_name(auto_dir)}"
     squad = args.squad if args.squad and args.squad.exists() else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="citeqa-variants-") as tmp:
         work = Path(tmp)
-        speed = {p: fresh(indexing, p) for p in dict.fromkeys(p for p, _ in variants(cpu["native_bf16"]))}
         # each reader in turn, every variant with it: their rows compare within one run
         readers: list[Path | None] = list(args.reader_dir or [None])
-        todo = [(r, p, f) for r in readers for p, f in variants(cpu["native_bf16"])
+        todo = [(r, p, f) for r in readers
+                for p, f in variants(cpu["native_bf16"], r is None and auto_dir != MODEL_DIR)
                 if not args.only or f"{p}/{f}" in args.only.split(",")]  # fmt: skip
+        speed = {p: fresh(indexing, p) for p in dict.fromkeys(p for _, p, _ in todo)}
         for reader_dir, precision, focus in todo:
             if reader_dir is None:
                 os.environ.pop("CITEQA_READER_DIR", None)
@@ -177,7 +185,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             if not args.no_accuracy:
                 row.update(accuracy(precision, focus, index_dir, squad))
             rows.append(row)
-    return {"cpu": cpu, "auto": resolve_precision("auto"), "rows": rows}
+    return {"cpu": cpu, "auto": auto, "rows": rows}
 
 
 LABELS = ("reader", "precision", "focus")  # the table's columns that name a row, left-aligned

@@ -68,6 +68,23 @@ def corpus_with(folders: list[Path], corpus_dir: Path) -> list[Document]:
     return docs
 
 
+def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
+    """What the run read with: the settings asked for, and the reader folder and precision they
+    came to (``auto`` may pick the 4-layer student in int8: ``reader.shipped_reader``)."""
+    from models.bert import resolve_precision
+
+    folder = getattr(reader, "model_dir", None)
+    return {
+        "reader": reader.name,
+        "reader_threshold": getattr(reader, "threshold", None),
+        "reader_focus": getattr(reader, "focus", None),
+        "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
+        "reader_model": folder.name if folder is not None else None,
+        "precision": settings.precision,
+        "precision_run": resolve_precision(getattr(reader, "precision", settings.precision)),
+    }
+
+
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
     if args.limit is not None and args.limit < 1:
         raise BadInputError("--limit must be at least 1")
@@ -92,11 +109,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
         reader = pipeline.reader
         reader.warm_up()
         manifest: dict[str, Any] = {
-            "reader": reader.name,
-            "reader_threshold": getattr(reader, "threshold", None),
-            "reader_focus": getattr(reader, "focus", None),
-            "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
-            "precision": settings.precision,
+            **_reader_fields(reader, settings),
             "model": {"name": pipeline.embedder.name, "fingerprint": pipeline.embedder.fingerprint},
             "chunking": chunking.as_dict(),
         }
@@ -112,14 +125,7 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
             pipeline = pipeline_from_settings(settings)
         pipeline.warm_up(build_if_needed=True)
         assert pipeline.index is not None
-        manifest = {
-            **pipeline.index.manifest,
-            "reader": pipeline.reader.name,
-            "reader_threshold": getattr(pipeline.reader, "threshold", None),
-            "reader_focus": getattr(pipeline.reader, "focus", None),
-            "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
-            "precision": settings.precision,
-        }
+        manifest = {**pipeline.index.manifest, **_reader_fields(pipeline.reader, settings)}
         t0 = time.perf_counter()
         records = run_open_mode(items, pipeline, args.top_k, progress=progress)
     wall = time.perf_counter() - t0

@@ -117,7 +117,8 @@ def resolve_precision(precision: str) -> str:
 
     ``int8`` is never chosen by ``auto``: capped at AVX2 it costs 0.8 F1 on the validation articles
     and 1.1 on the seed set for a 1.2x faster ``/ask`` (``python -m bench.variants``), and the rule
-    for ``auto`` is no loss on the seed set.
+    for ``auto`` is no loss on the seed set. Where this gives ``fp32``, ``auto`` also reads with the
+    4-layer student (``reader.trained.shipped_reader``).
     Kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``: how the
     benchmark emulates an AVX2-only CPU) count as no AMX, since bf16 would then be emulated.
     """

@@ -2,6 +2,6 @@
 
 from reader.base import Answer, Reader
 from reader.baseline import BaselineReader
-from reader.trained import TrainedReader
+from reader.trained import TrainedReader, shipped_reader
 
-__all__ = ["Answer", "BaselineReader", "Reader", "TrainedReader"]
+__all__ = ["Answer", "BaselineReader", "Reader", "TrainedReader", "shipped_reader"]

@@ -14,7 +14,7 @@ from typing import Any
 from corpus import Passage
 from corpus.analysis import MONTHS, ONES, SCALES, TENS, alternation
 from reader.base import Answer
-from reader.qa_model import MODEL_DIR, Windows, base_model_dir, decode_spans, sigmoid
+from reader.qa_model import MODEL_DIR, SMALL_DIR, Windows, base_model_dir, decode_spans, sigmoid
 
 # Characters read per passage around its best-matching sentences (0: whole passages). Reading
 # 300 cuts the tokens read by about 36 % and cost nothing on the tuning articles (citeqa eval
@@ -22,6 +22,22 @@ from reader.qa_model import MODEL_DIR, Windows, base_model_dir, decode_spans, si
 # (web text, long questions) lost 3 F1 (78.08 -> 75.13), so it is offered, not the default:
 # CITEQA_READER_FOCUS=300 trades that for speed where the CPU is slow.
 DEFAULT_FOCUS = 0
+
+
+def shipped_reader(precision: str = "auto") -> Path:
+    """The shipped reader folder for ``precision``.
+
+    ``auto`` means the fastest path that keeps accuracy on this CPU. Where bfloat16 is native,
+    that is the 6-layer reader (``MODEL_DIR``) in bf16. Elsewhere it is the 4-layer student
+    (``SMALL_DIR``) in fp32: within 0.1 F1 of the 6-layer reader on the validation articles and
+    above it on the seed set, in 3/4 of its ``/ask`` time on AVX2 (``reader/model-small/README.md``). In
+    int8 the student loses 1.2 F1 there, so ``auto`` never picks that. A precision named
+    outright runs the 6-layer reader, as does every precision when the student is missing.
+    """
+    from models.bert import resolve_precision
+
+    small = precision == "auto" and resolve_precision("auto") == "fp32"
+    return SMALL_DIR if small and (SMALL_DIR / "model.safetensors").exists() else MODEL_DIR
 
 
 class TrainedReader:

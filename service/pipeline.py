@@ -25,7 +25,7 @@ from index import (
     text_sha256,
 )
 from index.index import REBUILD_HINT
-from reader import BaselineReader, Reader, TrainedReader
+from reader import BaselineReader, Reader, TrainedReader, shipped_reader
 from reader.trained import DEFAULT_FOCUS as READ_FOCUS
 from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
@@ -151,7 +151,8 @@ def make_reader(
         return BaselineReader(embedder)
     if name == "trained":
         if model_dir is None:
-            return TrainedReader(threshold=threshold, precision=precision, focus=focus)
+            folder = shipped_reader(precision)
+            return TrainedReader(folder, threshold=threshold, precision=precision, focus=focus)
         folder = Path(model_dir)
         needed = ("model.safetensors", "reader.json", "config.json")
         missing = [f for f in needed if not (folder / f).is_file()]

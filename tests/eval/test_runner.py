@@ -105,6 +105,10 @@ def test_eval_cli(index_dir, tmp_path, capsys):
     body = json.loads(out.read_text())
     assert body["metrics"]["questions"] == 5 and len(body["records"]) == 5
     assert body["command"].startswith("citeqa eval ") and body["manifest"]["fingerprint"]
+    # what the run read with: auto comes to the 6-layer reader in bf16 or the 4-layer one in fp32
+    manifest = body["manifest"]
+    assert manifest["precision"] == "auto" and manifest["reader_dir"] is None
+    assert (manifest["reader_model"], manifest["precision_run"]) in {("model", "bf16"), ("model-small", "fp32")}
 
 
 @pytest.mark.parametrize(

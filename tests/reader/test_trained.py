@@ -3,15 +3,17 @@
 import pytest
 
 from corpus import ChunkParams, Document, chunk
-from reader import TrainedReader
-from reader.qa_model import MODEL_DIR
+from reader import TrainedReader, shipped_reader
+from reader.qa_model import MODEL_DIR, SMALL_DIR
+from service.pipeline import make_reader
 
 from . import TEXT
 
 
-@pytest.fixture(scope="module")
-def reader():
-    r = TrainedReader()
+@pytest.fixture(scope="module", params=[MODEL_DIR, SMALL_DIR], ids=["6 layers", "4 layers"])
+def reader(request):
+    """Each shipped reader: the 6-layer one, and the student ``auto`` runs on CPUs without bf16."""
+    r = TrainedReader(request.param)
     r.warm_up()
     return r
 
@@ -22,11 +24,25 @@ def passages():
 
 
 def test_shipped_weights_are_small_and_load(reader):
-    size_mb = (MODEL_DIR / "model.safetensors").stat().st_size / 2**20
+    size_mb = (reader.model_dir / "model.safetensors").stat().st_size / 2**20
     assert size_mb <= 25, size_mb
     assert 0 < reader.threshold < 1
     assert {"a", "b"} <= set(reader.meta["calibration"])
-    assert (MODEL_DIR / "README.md").exists()  # the model card
+    assert (reader.model_dir / "README.md").exists()  # the model card
+
+
+def test_auto_runs_the_student_only_where_bfloat16_is_not_native(monkeypatch):
+    from models.bert import resolve_precision
+
+    native = resolve_precision("auto") == "bf16"
+    assert shipped_reader("auto") == (MODEL_DIR if native else SMALL_DIR)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # how the benchmark emulates an AVX2-only CPU
+    assert shipped_reader("auto") == SMALL_DIR
+    for named in ("fp32", "bf16", "int8"):  # a precision named outright runs the 6-layer reader
+        assert shipped_reader(named) == MODEL_DIR
+    reader = make_reader("trained", embedder=None)  # type: ignore[arg-type]
+    assert isinstance(reader, TrainedReader) and reader.model_dir == SMALL_DIR
+    assert resolve_precision(reader.precision) == "fp32"
 
 
 @pytest.mark.parametrize(
