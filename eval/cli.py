@@ -70,7 +70,7 @@ def corpus_with(folders: list[Path], corpus_dir: Path) -> list[Document]:
 
 def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
     """What the run read with: the settings asked for, and the reader folder and precision they
-    came to (``auto`` may pick the 4-layer student in int8: ``reader.shipped_reader``)."""
+    came to (``auto`` may pick the 4-layer student: ``reader.shipped_reader``)."""
     from models.bert import resolve_precision
 
     folder = getattr(reader, "model_dir", None)

@@ -18,7 +18,7 @@ def test_bf16_is_measured_only_where_it_is_native():
     assert ("bf16", 0) not in variants(native_bf16=False)
     assert {("fp32", 0), ("fp32", FOCUS), ("int8", 0), ("int8", FOCUS)} <= set(variants(False))
     assert ("bf16", FOCUS) in variants(native_bf16=True)
-    # auto gets a row of its own where it runs a reader no other row runs (the student in int8)
+    # auto gets a row of its own where it runs a reader no other row runs (the 4-layer student)
     assert not any(p == "auto" for p, _ in variants(False))
     assert variants(False, auto_row=True)[:2] == [("auto", 0), ("auto", FOCUS)]
 
