@@ -157,7 +157,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         todo = [(r, p, f) for r in readers
                 for p, f in variants(cpu["native_bf16"], r is None and auto_dir != MODEL_DIR)
                 if not args.only or f"{p}/{f}" in args.only.split(",")]  # fmt: skip
-        speed = {p: fresh(indexing, p) for p in dict.fromkeys(p for _, p, _ in todo)}
+        # the embedder's speed per precision it runs in (auto's is fp32's or bf16's: not measured twice)
+        speed = {p: fresh(indexing, p) for p in dict.fromkeys(resolve_precision(p) for _, p, _ in todo)}
         for reader_dir, precision, focus in todo:
             if reader_dir is None:
                 os.environ.pop("CITEQA_READER_DIR", None)
@@ -168,7 +169,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                   file=sys.stderr, flush=True)  # fmt: skip
             index_dir = work / f"index-{precision}"
             row: dict[str, Any] = {"precision": precision, "focus": focus,
-                                   "index_passages_per_s": speed[precision]}  # fmt: skip
+                                   "index_passages_per_s": speed[resolve_precision(precision)]}  # fmt: skip
             if name:
                 row = {"reader": name, **row}
             row.update(fresh(stages, precision, focus, index_dir))
