@@ -12,6 +12,7 @@ from models.bert import (
     load_qa,
     load_tokenizer,
     mean_pool,
+    reader_precision,
     resolve_precision,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "load_qa",
     "load_tokenizer",
     "mean_pool",
+    "reader_precision",
     "resolve_precision",
 ]

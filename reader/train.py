@@ -577,12 +577,18 @@ def main(argv: list[str] | None = None) -> int:
         meta["history"] = [*earlier.get("history", []), earlier.get("train", {})]
     meta.update(tune(model, tokenizer, args.data, meta, rng))
     meta["train"]["total_minutes"] = round((time.time() - t_start) / 60, 1)
+    from models.bert import SMOOTHING_FILE
+    from reader.smooth import main as fit_smoothing
+
+    (args.out / SMOOTHING_FILE).unlink(missing_ok=True)  # fitted to the weights this run replaces
     if args.lora or args.base is not None:
         save_adapter(model, args.out, meta, args.base)
     else:
         save_model(model.cpu(), args.out, meta)
     print(json.dumps({k: meta[k] for k in ("threshold", "calibration", "tune")}, indent=2))
     print(f"wrote {args.out}")
+    if not (args.lora or args.base is not None):  # int8's smoothing, for the new weights
+        fit_smoothing([str(args.out), "--data", str(args.data)])
     return 0
 
 

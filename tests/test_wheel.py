@@ -33,6 +33,7 @@ def test_the_wheel_holds_the_reader_the_web_page_and_the_default_corpus(wheel):
         "reader/model/model.safetensors", "reader/model/reader.json", "reader/model/config.json",
         "reader/model-small/model.safetensors", "reader/model-small/reader.json",
         "reader/model-small/config.json", "reader/model-small/README.md",
+        "reader/model/int8-smoothing.safetensors", "reader/model-small/int8-smoothing.safetensors",
         "service/static/index.html", "service/static/app.js", "service/static/style.css",
         "corpus/docs/002_4aa47291d7cb64dc.txt", "eval/squad_split.json", "service/cli.py",
     ]:  # fmt: skip

@@ -181,6 +181,7 @@ def test_a_smaller_student_keeps_the_first_layers_and_serves(data, tmp_path, cap
     assert meta["train"]["layers"] == 2
     shipped = json.loads((MODEL_DIR / "reader.json").read_text())
     assert meta["history"] == [*shipped.get("history", []), shipped["train"]]  # the runs it continues
+    assert "int8 without smoothing" in capsys.readouterr().err  # int8's smoothing refitted after training
     reader = TrainedReader(out, threshold=0.0)
     reader.warm_up()
     assert len(reader._model.module.bert.encoder.layer) == 2
