@@ -139,13 +139,13 @@ def _without_reader_dirs(argv: list[str]) -> list[str]:
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Every variant on the CPU kind this process runs as."""
     from bench.suite import bench_server
-    from models.bert import resolve_precision
+    from models.bert import reader_precision, resolve_precision
     from reader import shipped_reader
     from reader.qa_model import MODEL_DIR
 
     cpu = describe()
     auto_dir = shipped_reader("auto")
-    auto = resolve_precision("auto")
+    auto = reader_precision("auto", auto_dir)
     if auto_dir != MODEL_DIR:
         auto += f" with {_reader_name(auto_dir)}"
     squad = args.squad if args.squad and args.squad.exists() else None

@@ -81,7 +81,8 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
         "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
         "reader_model": folder.name if folder is not None else None,
         "precision": settings.precision,
-        "precision_run": resolve_precision(getattr(reader, "precision", settings.precision)),
+        "precision_run": getattr(reader, "run_precision", None)
+        or resolve_precision(getattr(reader, "precision", settings.precision)),
     }
 
 

@@ -29,10 +29,11 @@ def shipped_reader(precision: str = "auto") -> Path:
 
     ``auto`` means the fastest path that keeps accuracy on this CPU. Where bfloat16 is native,
     that is the 6-layer reader (``MODEL_DIR``) in bf16. Elsewhere it is the 4-layer student
-    (``SMALL_DIR``) in fp32: within 0.1 F1 of the 6-layer reader on the validation articles and
-    above it on the seed set, in 3/4 of its ``/ask`` time on AVX2 (``reader/model-small/README.md``). In
-    int8 the student loses 1.2 F1 there, so ``auto`` never picks that. A precision named
-    outright runs the 6-layer reader, as does every precision when the student is missing.
+    (``SMALL_DIR``), in int8 with its fitted smoothing where torch has x86 int8 kernels, else in
+    fp32 (``models.bert.reader_precision``): both within 0.2 F1 of the 6-layer reader in fp32 on
+    the validation articles and above it on the seed set (``reader/model-small/README.md``). A
+    precision named outright runs the 6-layer reader, as does every precision when the student
+    is missing.
     """
     from models.bert import resolve_precision
 
@@ -87,7 +88,14 @@ class TrainedReader:
         base = base_model_dir()
         self.meta = json.loads((self.model_dir / "reader.json").read_text())
         self._tokenizer = load_tokenizer(base)
-        self._model = load_qa(self.model_dir, base, self.precision)
+        self._model = load_qa(self.model_dir, base, self.run_precision)
+
+    @property
+    def run_precision(self) -> str:
+        """What ``precision`` comes to for this reader on this CPU (``models.bert.reader_precision``)."""
+        from models.bert import reader_precision
+
+        return reader_precision(self.precision, self.model_dir)
 
     def probability(self, margin: float) -> float:
         cal = self.meta["calibration"]

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
         description="model arithmetic: auto (fastest that keeps accuracy on this CPU; without native "
-        "bf16 that is the 4-layer reader in fp32), fp32, bf16 or int8",
+        "bf16 that is the 4-layer reader in smoothed int8, or fp32 without x86 int8 kernels), fp32, "
+        "bf16 or int8",
     )
     reader_focus: int = Field(
         DEFAULT_FOCUS,

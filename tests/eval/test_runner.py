@@ -108,7 +108,11 @@ def test_eval_cli(index_dir, tmp_path, capsys):
     # what the run read with: auto comes to the 6-layer reader in bf16 or the 4-layer one in fp32
     manifest = body["manifest"]
     assert manifest["precision"] == "auto" and manifest["reader_dir"] is None
-    assert (manifest["reader_model"], manifest["precision_run"]) in {("model", "bf16"), ("model-small", "fp32")}
+    assert (manifest["reader_model"], manifest["precision_run"]) in {
+        ("model", "bf16"),
+        ("model-small", "int8"),
+        ("model-small", "fp32"),
+    }
 
 
 @pytest.mark.parametrize(

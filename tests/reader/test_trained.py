@@ -32,7 +32,7 @@ def test_shipped_weights_are_small_and_load(reader):
 
 
 def test_auto_runs_the_student_only_where_bfloat16_is_not_native(monkeypatch):
-    from models.bert import resolve_precision
+    from models.bert import int8_kernels, resolve_precision
 
     native = resolve_precision("auto") == "bf16"
     assert shipped_reader("auto") == (MODEL_DIR if native else SMALL_DIR)
@@ -43,6 +43,7 @@ def test_auto_runs_the_student_only_where_bfloat16_is_not_native(monkeypatch):
     reader = make_reader("trained", embedder=None)  # type: ignore[arg-type]
     assert isinstance(reader, TrainedReader) and reader.model_dir == SMALL_DIR
     assert resolve_precision(reader.precision) == "fp32"
+    assert reader.run_precision == ("int8" if int8_kernels() else "fp32")  # smoothed int8 (test_smooth)
 
 
 @pytest.mark.parametrize(
