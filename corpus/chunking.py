@@ -53,7 +53,7 @@ def chunk(document: Document, params: ChunkParams = ChunkParams()) -> list[Passa
     # rows ("N/A", "UNESCO") would otherwise go as repeated lines or debris.
     skip_noise = document.metadata.get("type") != "docx"
     units: list[Span] = []
-    for span in sentence_spans(text, skip_noise):
+    for span in sentence_spans(text, skip_noise, document.pages):
         if _words(text, span) > params.max_words:
             units.extend(_split_long(text, span, params.max_words))
         else:

@@ -6,8 +6,10 @@ still points into the document as it was loaded.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 Span = tuple[int, int]
 
@@ -74,18 +76,37 @@ def _anchor_length(line: str) -> int:
     return 0
 
 
-def noise_spans(text: str) -> list[Span]:
+EDGE_LINES = 2  # lines at the top and at the bottom of a page where running headers and footers sit
+
+
+def _at_page_edges(lines: list[tuple[int, int, str]], pages: Sequence[Span]) -> list[bool]:
+    """For each line, whether it is among the first or last ``EDGE_LINES`` lines of its page."""
+    edge = [False] * len(lines)
+    starts = [start for start, _, _ in lines]
+    for page_start, page_end in pages:
+        first, last = bisect.bisect_left(starts, page_start), bisect.bisect_left(starts, page_end)
+        for k in [*range(first, min(last, first + EDGE_LINES)), *range(max(first, last - EDGE_LINES), last)]:
+            edge[k] = True
+    return edge
+
+
+def noise_spans(text: str, pages: Sequence[Span] = ()) -> list[Span]:
     """Spans of lines that are scraper noise rather than prose.
 
     Noise is: a line repeated three or more times (boilerplate such as placeholder dates or a
     running header) unless it reads as a sentence or is a table row (``_is_boilerplate``), a long
     line that trails off with an ellipsis (inline glossary pop-ups), one- or two-word navigation
     debris ("HOME", "OR:"), and wiki template lines.
+
+    With ``pages`` (a PDF's or a slide deck's page spans), repeated lines and debris count only at
+    a page's top or bottom (``EDGE_LINES``), where running headers, footers and page furniture
+    sit: inside a page such lines are a table's cells ("N/A" in three rows, "UNESCO"), not noise.
     """
     lines = [(m.start(), m.end(), m.group().strip()) for m in _LINE.finditer(text)]
     lines = [line for line in lines if line[2]]
     texts = [stripped for _, _, stripped in lines]
-    counts = Counter(texts)
+    edge = _at_page_edges(lines, pages) if pages else [True] * len(lines)
+    counts = Counter(t for t, at_edge in zip(texts, edge, strict=True) if at_edge)
     spans: list[Span] = []
     for k, (start, end, stripped) in enumerate(lines):
         if _GLOSSARY.match(stripped):
@@ -93,10 +114,12 @@ def noise_spans(text: str) -> list[Span]:
             lead = len(text[start:end]) - len(text[start:end].lstrip())
             spans.append((start + lead + _anchor_length(stripped), end))
             continue
-        if (
-            (counts[stripped] >= 3 and len(stripped) < 200 and _is_boilerplate(texts, k))
-            or _TEMPLATE.match(stripped)
-            or _is_debris(stripped)
+        if _TEMPLATE.match(stripped) or (
+            edge[k]
+            and (
+                (counts[stripped] >= 3 and len(stripped) < 200 and _is_boilerplate(texts, k))
+                or _is_debris(stripped)
+            )
         ):
             spans.append((start, end))
     return spans
@@ -130,14 +153,14 @@ def _trim(text: str, start: int, end: int) -> Span | None:
     return (start, end) if start < end else None
 
 
-def sentence_spans(text: str, skip_noise: bool = True) -> list[Span]:
+def sentence_spans(text: str, skip_noise: bool = True, pages: Sequence[Span] = ()) -> list[Span]:
     """Sentence spans of ``text`` in order, each trimmed of surrounding whitespace.
 
     Paragraph breaks (blank lines) always end a sentence; single line breaks do not, so
-    hard-wrapped prose is joined. With ``skip_noise`` the noise lines are cut out and act
-    as boundaries.
+    hard-wrapped prose is joined. With ``skip_noise`` the noise lines (``noise_spans``, which
+    takes ``pages``) are cut out and act as boundaries.
     """
-    cuts = noise_spans(text) if skip_noise else []
+    cuts = noise_spans(text, pages) if skip_noise else []
     cuts += [(m.start(), m.end()) for m in _BLANK.finditer(text)]
     cuts.sort()
     spans: list[Span] = []

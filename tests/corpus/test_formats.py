@@ -38,6 +38,12 @@ def _check_passages(doc, params=ChunkParams()):
     return passages
 
 
+def _sentences(doc):
+    """The text of every sentence the passages hold, once each (what is read and searched)."""
+    spans = sorted({s for p in _check_passages(doc) for s in p.sentences})
+    return "\n".join(doc.text[a:b] for a, b in spans)
+
+
 def test_pdf_text_and_pages():
     doc = parse_document(otters_pdf(), ".pdf", "otters.pdf")
     assert doc.title == "Sea otters"
@@ -135,6 +141,27 @@ def test_docx_one_column_table_rows_are_kept_even_when_repeated():
     # the same text as a plain text file still loses them as debris and repeated lines
     plain = parse_document(doc.text.encode(), ".txt", "permits.txt")
     kept = " ".join(p.text for p in _check_passages(plain))
+    assert "UNESCO" not in kept and "N/A" not in kept
+
+
+def test_pdf_running_headers_are_cut_but_repeated_table_cells_inside_a_page_are_kept():
+    page = [
+        "HARBOUR BOARD",  # running header: repeated at the top of every page, and debris
+        "Quarterly report on permits.",
+        "Permits granted by the harbour board, one per row:",
+        "UNESCO",
+        "N/A",
+        "The board meets again in spring.",
+        "Printed for the harbour office",  # running footer
+    ]
+    doc = parse_document(pdf_bytes([page, page, page]), ".pdf", "permits.pdf")
+    assert len(doc.pages) == 3
+    kept = _sentences(doc)
+    assert "HARBOUR BOARD" not in kept and "Printed for the harbour office" not in kept
+    assert kept.count("UNESCO") == 3 and kept.count("N/A") == 3
+    # without pages (the same text as a plain text file) they are cut as debris and repeated lines
+    plain = parse_document(doc.text.encode(), ".txt", "permits.txt")
+    kept = _sentences(plain)
     assert "UNESCO" not in kept and "N/A" not in kept
 
 
