@@ -12,6 +12,7 @@ from models.bert import (
     load_qa,
     load_tokenizer,
     mean_pool,
+    native_bf16,
     reader_precision,
     resolve_precision,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "load_qa",
     "load_tokenizer",
     "mean_pool",
+    "native_bf16",
     "reader_precision",
     "resolve_precision",
 ]
