@@ -12,7 +12,6 @@ from models.bert import (
     load_qa,
     load_tokenizer,
     mean_pool,
-    native_bf16,
     reader_precision,
     resolve_precision,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "load_qa",
     "load_tokenizer",
     "mean_pool",
-    "native_bf16",
     "reader_precision",
     "resolve_precision",
 ]

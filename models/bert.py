@@ -111,43 +111,30 @@ class _ModelThread:
 _MODEL_THREAD = _ModelThread()
 
 
-def native_bf16() -> str | None:
-    """How this CPU multiplies bfloat16 natively, where the kernels may use it: ``"amx"`` (AMX
-    tiles: Intel Xeon since Sapphire Rapids), ``"avx512_bf16"`` (AVX-512 BF16 dot products
-    without AMX: AMD Zen 4 and later, Intel Cooper Lake), else None.
-
-    Kernels capped below (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``: how the benchmark
-    emulates an AVX2-only CPU) count as not native, since bf16 would then be emulated.
-    """
-    import os
-
-    import torch
-
-    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
-        return None
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
-    if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)() and (isa == "ALL" or "AMX" in isa):
-        return "amx"
-    bf16_isa = isa == "ALL" or any(t in isa for t in ("BF16", "AMX", "FP16", "AVX10"))
-    if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() and bf16_isa:
-        return "avx512_bf16"
-    return None
-
-
 def resolve_precision(precision: str) -> str:
-    """``auto`` becomes ``bf16`` where the CPU multiplies bfloat16 natively (``native_bf16``),
-    else ``fp32``.
+    """``auto`` becomes ``bf16`` where the CPU multiplies bfloat16 natively (AMX tiles) and the
+    kernels may use them, else ``fp32``.
 
-    This is the precision of float work (the embedder's always). The reader's choice adds to it
-    (``reader.trained.shipped_reader``, ``reader_precision``): with AMX, the 6-layer reader in
-    bf16; elsewhere the 4-layer student in ``int8`` where that reader has its int8 smoothing
-    and torch has x86 int8 kernels, else in ``fp32``.
+    This is the precision of float work (the embedder's always). Where it gives ``fp32``, ``auto``
+    reads with the 4-layer student (``reader.trained.shipped_reader``), in ``int8`` where that
+    reader has its int8 smoothing (``reader_precision``).
+    Kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``: how the
+    benchmark emulates an AVX2-only CPU) count as no AMX, since bf16 would then be emulated.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (choose from: {', '.join(PRECISIONS)})")
     if precision != "auto":
         return precision
-    return "bf16" if native_bf16() else "fp32"
+    import os
+
+    import torch
+
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    capped = not torch.backends.cpu.get_cpu_capability().startswith("AVX512") or (
+        isa != "ALL" and "AMX" not in isa
+    )
+    return "bf16" if amx is not None and amx() and not capped else "fp32"
 
 
 def int8_kernels() -> bool:
@@ -161,16 +148,12 @@ def int8_kernels() -> bool:
 
 
 def reader_precision(precision: str, folder: Path) -> str:
-    """What the span reader in ``folder`` runs in. As ``resolve_precision``, except that ``auto``
-    on a CPU without AMX runs a reader with its int8 smoothing fitted (``SMOOTHING_FILE``, from
-    ``python -m reader.smooth``) in ``int8`` where torch has x86 int8 kernels: smoothed, both
-    shipped readers keep their fp32 accuracy within the rule ``auto`` follows
-    (``reader/model-small/README.md``). With AVX-512 BF16 but no AMX, smoothed int8 also reads
-    faster than bf16 (``bench/results/variants-2026-12-07-small-native.md``: 32.8 against 46.5
-    ms), while the embedder gains from bf16 there."""
+    """What the span reader in ``folder`` runs in. As ``resolve_precision``, except that where
+    ``auto`` gives ``fp32``, a reader with its int8 smoothing fitted (``SMOOTHING_FILE``, from
+    ``python -m reader.smooth``) runs in ``int8``: smoothed, both shipped readers keep their fp32
+    accuracy within the rule ``auto`` follows (``reader/model-small/README.md``)."""
     resolved = resolve_precision(precision)
-    smoothed = (folder / SMOOTHING_FILE).exists()
-    if precision == "auto" and native_bf16() != "amx" and smoothed and int8_kernels():
+    if precision == "auto" and resolved == "fp32" and (folder / SMOOTHING_FILE).exists() and int8_kernels():
         return "int8"
     return resolved
 

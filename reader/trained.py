@@ -27,17 +27,17 @@ DEFAULT_FOCUS = 0
 def shipped_reader(precision: str = "auto") -> Path:
     """The shipped reader folder for ``precision``.
 
-    ``auto`` means the fastest path that keeps accuracy on this CPU. With AMX, that is the
-    6-layer reader (``MODEL_DIR``) in bf16. Elsewhere it is the 4-layer student (``SMALL_DIR``),
-    in int8 with its fitted smoothing where torch has x86 int8 kernels, else in fp32 or bf16
-    (``models.bert.reader_precision``). Each is within 0.25 F1 of the 6-layer reader in fp32 on
+    ``auto`` means the fastest path that keeps accuracy on this CPU. Where bfloat16 is native,
+    that is the 6-layer reader (``MODEL_DIR``) in bf16. Elsewhere it is the 4-layer student
+    (``SMALL_DIR``), in int8 with its fitted smoothing where torch has x86 int8 kernels, else in
+    fp32 (``models.bert.reader_precision``): both within 0.2 F1 of the 6-layer reader in fp32 on
     the validation articles and above it on the seed set (``reader/model-small/README.md``). A
-    precision named outright runs the 6-layer reader, as does every precision when the student is
-    missing.
+    precision named outright runs the 6-layer reader, as does every precision when the student
+    is missing.
     """
-    from models.bert import native_bf16
+    from models.bert import resolve_precision
 
-    small = precision == "auto" and native_bf16() != "amx"
+    small = precision == "auto" and resolve_precision("auto") == "fp32"
     return SMALL_DIR if small and (SMALL_DIR / "model.safetensors").exists() else MODEL_DIR
 
 

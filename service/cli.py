@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "fp32", "bf16", "int8"),
         help="model arithmetic (env CITEQA_PRECISION; default auto: bf16 where the CPU has native bf16, "
-        "and without AMX the 4-layer reader in smoothed int8)",
+        "else the 4-layer reader in smoothed int8)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -35,9 +35,9 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
-        description="model arithmetic: auto (fastest that keeps accuracy on this CPU: with AMX the "
-        "6-layer reader in bf16; else the 4-layer reader in smoothed int8, or fp32 without x86 int8 "
-        "kernels; the embedder in bf16 where the CPU has native bf16), fp32, bf16 or int8",
+        description="model arithmetic: auto (fastest that keeps accuracy on this CPU; without native "
+        "bf16 that is the 4-layer reader in smoothed int8, or fp32 without x86 int8 kernels), fp32, "
+        "bf16 or int8",
     )
     reader_focus: int = Field(
         DEFAULT_FOCUS,

@@ -81,15 +81,6 @@ def test_auto_reads_in_int8_only_with_smoothing_and_never_embeds_in_int8(monkeyp
     assert reader_precision("auto", SMALL_DIR) == "fp32"
 
 
-def test_without_amx_auto_reads_in_int8_even_where_the_embedder_runs_bf16(monkeypatch):
-    from models.bert import int8_kernels, reader_precision, resolve_precision
-
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # AVX-512 BF16 without AMX (Zen 4)
-    assert reader_precision("auto", SMALL_DIR) == ("int8" if int8_kernels() else resolve_precision("auto"))
-    monkeypatch.setattr("models.bert.native_bf16", lambda: "amx")  # with AMX: bf16, smoothing or not
-    assert reader_precision("auto", MODEL_DIR) == "bf16"
-
-
 def _squad_file(folder: Path, paragraphs: int) -> None:
     seed = [json.loads(line) for line in (ROOT / "eval/gold/seed.jsonl").read_text().splitlines()]
     data = []
