@@ -378,14 +378,18 @@ def _fuse_qkv(encoder: Any) -> None:
 SMOOTHING_FILE = "int8-smoothing.safetensors"  # written by python -m reader.smooth
 
 
+def _feed_forward(encoder: Any) -> dict[str, Any]:
+    """Each layer's two feed-forward blocks by smoothing key; each holds its product as ``dense``."""
+    return {
+        f"layer.{i}.{key}": holder
+        for i, layer in enumerate(encoder.layer)
+        for key, holder in (("intermediate", layer.intermediate), ("output", layer.output))
+    }
+
+
 def smoothed_products(encoder: Any) -> dict[str, Any]:
     """The linear maps int8 smoothing rescales: each layer's two feed-forward products."""
-    out = {}
-    for i, layer in enumerate(encoder.layer):
-        for key, holder in (("intermediate", layer.intermediate), ("output", layer.output)):
-            dense = holder.dense
-            out[f"layer.{i}.{key}"] = getattr(dense, "linear", dense)
-    return out
+    return {key: getattr(h.dense, "linear", h.dense) for key, h in _feed_forward(encoder).items()}
 
 
 def smooth_for_int8(encoder: Any, scales: dict[str, Any]) -> None:
@@ -406,16 +410,15 @@ def smooth_for_int8(encoder: Any, scales: dict[str, Any]) -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.linear(x * self.inverse)
 
-    products = smoothed_products(encoder)
-    if set(scales) != set(products):
-        raise ValueError(f"int8 smoothing does not fit this model: {sorted(set(scales) ^ set(products))}")
-    for i, layer in enumerate(encoder.layer):
-        for key, holder in (("intermediate", layer.intermediate), ("output", layer.output)):
-            linear = products[f"layer.{i}.{key}"]
-            s = scales[f"layer.{i}.{key}"].to(linear.weight.dtype)
-            with torch.no_grad():
-                linear.weight.mul_(s)
-            holder.dense = Smoothed((1 / s).to(linear.weight.dtype), linear)
+    blocks = _feed_forward(encoder)
+    if set(scales) != set(blocks):
+        raise ValueError(f"int8 smoothing does not fit this model: {sorted(set(scales) ^ set(blocks))}")
+    for key, holder in blocks.items():
+        linear = holder.dense
+        s = scales[key].to(linear.weight.dtype)
+        with torch.no_grad():
+            linear.weight.mul_(s)
+        holder.dense = Smoothed(1 / s, linear)
 
 
 def _quantise_int8(encoder: Any) -> None:
