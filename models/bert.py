@@ -12,12 +12,16 @@ softmax statistics in float32), or ``auto``: bf16 where the CPU multiplies bfloa
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import queue
 import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
@@ -153,7 +157,7 @@ def reader_precision(precision: str, folder: Path) -> str:
     ``python -m reader.smooth``) runs in ``int8``: smoothed, both shipped readers keep their fp32
     accuracy within the rule ``auto`` follows (``reader/model-small/README.md``)."""
     resolved = resolve_precision(precision)
-    if precision == "auto" and resolved == "fp32" and (folder / SMOOTHING_FILE).exists() and int8_kernels():
+    if precision == "auto" and resolved == "fp32" and int8_kernels() and fitted_smoothing(folder):
         return "int8"
     return resolved
 
@@ -378,6 +382,50 @@ def _fuse_qkv(encoder: Any) -> None:
 SMOOTHING_FILE = "int8-smoothing.safetensors"  # written by python -m reader.smooth
 
 
+def weights_digest(folder: Path) -> str:
+    """SHA-256 of a reader's ``model.safetensors``: what its int8 smoothing was fitted to."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (folder / "model.safetensors").open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fitted_smoothing(folder: Path) -> Path | None:
+    """``folder``'s int8 smoothing file where it was fitted to the weights beside it, else None.
+
+    Scales fitted to other weights would move int8 further from fp32, not nearer: a folder whose
+    weights were replaced or copied in by hand is read without them (and ``auto`` then reads it
+    in fp32), with a warning."""
+    path = folder / SMOOTHING_FILE
+    if not path.exists():
+        return None
+    files = (folder / "model.safetensors").stat(), path.stat()
+    return _fitted_smoothing(str(path), *((f.st_size, f.st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=8)
+def _fitted_smoothing(path: str, *_stats: tuple[int, int]) -> Path | None:
+    # hashing the weights (15-21 MB) takes 12-23 ms: once per folder and pair of files (their
+    # sizes and modification times key the cache), not on every call
+    from safetensors import safe_open
+
+    smoothing = Path(path)
+    with safe_open(path, "pt") as fh:
+        fitted_to = (fh.metadata() or {}).get("weights_sha256")
+    if fitted_to == weights_digest(smoothing.parent):
+        return smoothing
+    log.warning(
+        "%s was fitted to other weights than %s; int8 runs without it (python -m reader.smooth %s refits it)",
+        smoothing,
+        smoothing.parent / "model.safetensors",
+        smoothing.parent,
+    )
+    return None
+
+
 def _feed_forward(encoder: Any) -> dict[str, Any]:
     """Each layer's two feed-forward blocks by smoothing key; each holds its product as ``dense``."""
     return {
@@ -507,10 +555,11 @@ def load_qa(folder: Path, base: Path, precision: str = "auto", fuse: bool = True
 
 def _load_qa(folder: Path, base: Path, precision: str, fuse: bool = True) -> Runner:
     smoothing = None
-    if resolve_precision(precision) == "int8" and (folder / SMOOTHING_FILE).exists():
+    fitted = fitted_smoothing(folder) if resolve_precision(precision) == "int8" else None
+    if fitted is not None:
         from safetensors.torch import load_file
 
-        smoothing = load_file(str(folder / SMOOTHING_FILE))
+        smoothing = load_file(str(fitted))
     return Runner(qa_module(folder, base), precision, fuse, smoothing)
 
 

@@ -13,8 +13,9 @@ so they absorb the range better than the input does.
 This program measures ``max|x_j|`` on windows of SQuAD v1.1 train questions (never the articles
 that are reported), tries each ``alpha`` of a grid, keeps the one whose int8 logits come nearest
 the float32 ones on other training windows, and writes ``int8-smoothing.safetensors`` into the
-reader's folder. ``models.bert`` applies it whenever that reader runs in int8. Like the trainer,
-it skips cleanly when the training data is absent.
+reader's folder, with the SHA-256 of the weights it was fitted to. ``models.bert`` applies it
+whenever that reader runs in int8, and only beside those weights (``fitted_smoothing``). Like the
+trainer, it skips cleanly when the training data is absent.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from safetensors.torch import save_file
 
-    from models.bert import SMOOTHING_FILE, Runner, load_tokenizer, qa_module, smooth_for_int8
+    from models.bert import SMOOTHING_FILE, Runner, load_tokenizer, qa_module, smooth_for_int8, weights_digest
     from reader.qa_model import base_model_dir
 
     base = base_model_dir()
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = args.reader_dir / SMOOTHING_FILE
     info = {
+        "weights_sha256": weights_digest(args.reader_dir),  # models.bert.fitted_smoothing checks it
         "alpha": str(alpha),
         "windows": str(len(fit)),
         "data": "SQuAD v1.1 train",

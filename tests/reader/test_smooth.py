@@ -81,6 +81,21 @@ def test_auto_reads_in_int8_only_with_smoothing_and_never_embeds_in_int8(monkeyp
     assert reader_precision("auto", SMALL_DIR) == "fp32"
 
 
+def test_smoothing_fitted_to_other_weights_is_not_used(monkeypatch, tmp_path, caplog):
+    from models.bert import SMOOTHING_FILE, fitted_smoothing, reader_precision, weights_digest
+
+    folder = tmp_path / "small"
+    shutil.copytree(SMALL_DIR, folder)
+    assert fitted_smoothing(folder) == folder / SMOOTHING_FILE  # a whole copy keeps its smoothing
+    shutil.copy(MODEL_DIR / SMOOTHING_FILE, folder / SMOOTHING_FILE)  # the 6-layer reader's scales
+    assert weights_digest(folder) != weights_digest(MODEL_DIR)
+    with caplog.at_level("WARNING", logger="models.bert"):
+        assert fitted_smoothing(folder) is None
+    assert "fitted to other weights" in caplog.text
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert reader_precision("auto", folder) == "fp32"  # int8 unsmoothed would cost accuracy
+
+
 def _squad_file(folder: Path, paragraphs: int) -> None:
     seed = [json.loads(line) for line in (ROOT / "eval/gold/seed.jsonl").read_text().splitlines()]
     data = []
@@ -96,7 +111,7 @@ def _squad_file(folder: Path, paragraphs: int) -> None:
 def test_fit_writes_scales_that_int8_loads(tmp_path, capsys):
     from safetensors import safe_open
 
-    from models.bert import SMOOTHING_FILE, load_qa
+    from models.bert import SMOOTHING_FILE, load_qa, weights_digest
 
     folder = tmp_path / "small"
     shutil.copytree(SMALL_DIR, folder)
@@ -108,6 +123,7 @@ def test_fit_writes_scales_that_int8_loads(tmp_path, capsys):
     assert "int8 without smoothing" in err and "alpha 0.90" in err
     with safe_open(str(folder / SMOOTHING_FILE), "pt") as fh:
         assert fh.metadata()["alpha"] == "0.9"
+        assert fh.metadata()["weights_sha256"] == weights_digest(folder)
         assert fh.metadata()["windows"] == "8"
         assert len(list(fh.keys())) == 2 * 4  # two feed-forward products in each of 4 layers
     (w,) = _seed_windows(1)
