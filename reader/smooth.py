@@ -116,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.windows < 1 or args.check < 1:
         ap.error("--windows and --check must be at least 1")
+    if any(not 0 < a <= 1 for a in args.alpha or ()):
+        ap.error("--alpha must be above 0 and at most 1")
 
     train = args.data / TRAIN_FILE
     if not train.exists():
         print(f"skipping: no training data at {train} (pass --data DIR)", file=sys.stderr)
         return 0
-    if not (args.reader_dir / "reader.json").exists():
-        print(f"citeqa: error: no trained reader in {args.reader_dir}", file=sys.stderr)
+    if not all((args.reader_dir / f).exists() for f in ("reader.json", "model.safetensors")):
+        # a LoRA adapter folder (reader.train --lora) holds no model.safetensors of its own
+        print(f"error: no trained reader with its own weights in {args.reader_dir}", file=sys.stderr)
         return 2
     import torch
     from safetensors.torch import save_file

@@ -137,3 +137,6 @@ def test_fit_skips_without_data_and_refuses_a_folder_without_a_reader(tmp_path, 
     _squad_file(tmp_path / "data", 2)
     assert smooth.main([str(tmp_path), "--data", str(tmp_path / "data")]) == 2
     assert "no trained reader" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's one-line error
+        smooth.main([str(SMALL_DIR), "--data", str(tmp_path / "data"), "--alpha", "1.5"])
+    assert exit_info.value.code == 2 and "--alpha must be" in capsys.readouterr().err
