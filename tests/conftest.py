@@ -41,6 +41,13 @@ def pipeline(index_dir, embedder):
 
 
 @pytest.fixture(scope="session")
+def built_index(pipeline, index_dir) -> Path:
+    """``index_dir`` with the default corpus indexed in it (by ``pipeline``), for tests that only
+    read it, so that each also runs alone."""
+    return index_dir
+
+
+@pytest.fixture(scope="session")
 def client(pipeline):
     from fastapi.testclient import TestClient
 

@@ -20,29 +20,29 @@ def test_ask_json_prints_the_same_body_as_the_api(client, index_dir, capsys):
     assert cli_body["agreement"] in ("single", "agree", "conflict")
 
 
-def test_ask_human_output_marks_the_answer(index_dir, capsys):
-    assert main(["ask", Q, "--index-dir", str(index_dir)]) == 0
+def test_ask_human_output_marks_the_answer(built_index, capsys):
+    assert main(["ask", Q, "--index-dir", str(built_index)]) == 0
     out = capsys.readouterr().out
     assert "**January 31, 1950**" in out
     assert "002_4aa47291d7cb64dc.txt:" in out
-    assert main(["ask", "What is the capital of Peru?", "--index-dir", str(index_dir)]) == 0
+    assert main(["ask", "What is the capital of Peru?", "--index-dir", str(built_index)]) == 0
     assert "No answer found" in capsys.readouterr().out
 
 
-def test_reader_dir_chooses_the_trained_reader_folder(index_dir, capsys, tmp_path):
+def test_reader_dir_chooses_the_trained_reader_folder(built_index, capsys, tmp_path):
     from reader import shipped_reader
 
-    assert main(["ask", Q, "--json", "--index-dir", str(index_dir)]) == 0
+    assert main(["ask", Q, "--json", "--index-dir", str(built_index)]) == 0
     shipped = json.loads(capsys.readouterr().out)
     copy = tmp_path / "reader"
     copy.mkdir()
     for f in shipped_reader("auto").iterdir():  # the folder auto reads with on this CPU, whole
         (copy / f.name).write_bytes(f.read_bytes())
-    assert main(["ask", Q, "--json", "--index-dir", str(index_dir), "--reader-dir", str(copy)]) == 0
+    assert main(["ask", Q, "--json", "--index-dir", str(built_index), "--reader-dir", str(copy)]) == 0
     assert json.loads(capsys.readouterr().out)["answers"] == shipped["answers"]
     meta = json.loads((copy / "reader.json").read_text())
     (copy / "reader.json").write_text(json.dumps({**meta, "threshold": 1.0}))
-    assert main(["ask", Q, "--json", "--index-dir", str(index_dir), "--reader-dir", str(copy)]) == 0
+    assert main(["ask", Q, "--json", "--index-dir", str(built_index), "--reader-dir", str(copy)]) == 0
     assert json.loads(capsys.readouterr().out)["answers"] == []  # the folder's own threshold is used
 
 
