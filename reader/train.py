@@ -581,13 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     from reader.smooth import main as fit_smoothing
 
     (args.out / SMOOTHING_FILE).unlink(missing_ok=True)  # fitted to the weights this run replaces
-    if args.lora or args.base is not None:
+    adapter = bool(args.lora) or args.base is not None
+    if adapter:
         save_adapter(model, args.out, meta, args.base)
     else:
         save_model(model.cpu(), args.out, meta)
     print(json.dumps({k: meta[k] for k in ("threshold", "calibration", "tune")}, indent=2))
     print(f"wrote {args.out}")
-    if not (args.lora or args.base is not None):  # int8's smoothing, for the new weights
+    if not adapter:  # int8's smoothing, for the new weights (adapters never run in int8)
         fit_smoothing([str(args.out), "--data", str(args.data)])
     return 0
 
