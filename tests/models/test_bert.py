@@ -178,6 +178,28 @@ def test_concurrent_calls_share_passes_and_get_their_own_rows(texts):
         assert np.abs(v - alone[i % len(texts)]).max() < 1e-4
 
 
+def test_waiting_calls_are_grouped_by_model_in_order_of_arrival():
+    """Under load the queue interleaves the embedder's and the reader's calls; each model's calls
+    that waited together become one pass (at most MAX_ROWS rows), other calls run alone."""
+    from concurrent.futures import Future
+
+    from models.bert import _ModelThread
+
+    embedder, reader = object(), object()
+
+    def forward(runner: object, rows: int, name: str) -> tuple[object, ...]:
+        return (Future(), None, ([name] * rows,), runner)
+
+    job = (Future(), print, ("job",), None)
+    waiting = [forward(embedder, 1, "e1"), forward(reader, 3, "r1"), forward(embedder, 1, "e2"), job,
+               forward(reader, 6, "r2"), forward(reader, 3, "r3"), forward(reader, 6, "r4"),
+               forward(embedder, 20, "e3")]  # fmt: skip
+    groups = _ModelThread._batches(waiting)  # type: ignore[arg-type]
+    passes = [[item[2][0][0] if item[3] else "job" for item in group] for group in groups]
+    assert passes == [["e1", "e2"], ["r1", "r2", "r3"], ["job"], ["r4"], ["e3"]]
+    assert _ModelThread.MAX_ROWS == 16  # r1 + r2 + r3 = 12 rows; r4 would make 18
+
+
 def test_model_thread_reports_errors_to_the_caller():
     from models.bert import _MODEL_THREAD
 
@@ -187,6 +209,8 @@ def test_model_thread_reports_errors_to_the_caller():
     with pytest.raises(RuntimeError, match="boom"):
         _MODEL_THREAD.call(fails)
     assert _MODEL_THREAD.call(lambda: 41 + 1) == 42  # the thread lives on
+    # model work that calls the thread again runs at once, instead of waiting on itself forever
+    assert _MODEL_THREAD.call(lambda: _MODEL_THREAD.call(lambda: 6 * 7)) == 42
 
 
 def test_fused_query_key_value_give_the_same_outputs():
