@@ -153,6 +153,11 @@ def resolve_precision(precision: str) -> str:
         raise ValueError(f"unknown precision {precision!r} (choose from: {', '.join(PRECISIONS)})")
     if precision != "auto":
         return precision
+    return "bf16" if _native_amx() else "fp32"
+
+
+def _native_amx() -> bool:
+    """AMX tiles on this CPU, and kernels not capped below them."""
     import os
 
     import torch
@@ -162,17 +167,39 @@ def resolve_precision(precision: str) -> str:
     capped = not torch.backends.cpu.get_cpu_capability().startswith("AVX512") or (
         isa != "ALL" and "AMX" not in isa
     )
-    return "bf16" if amx is not None and amx() and not capped else "fp32"
+    return amx is not None and amx() and not capped
 
 
 def int8_kernels() -> bool:
-    """Whether this torch has the x86 int8 kernels (oneDNN) that ``int8`` runs on."""
+    """Whether this torch has the x86 int8 kernels (FBGEMM or oneDNN) that ``int8`` runs on."""
     import platform
 
     import torch
 
     x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-    return x86 and "onednn" in torch.backends.quantized.supported_engines
+    return x86 and bool({"fbgemm", "onednn"} & set(torch.backends.quantized.supported_engines))
+
+
+def int8_engine() -> str:
+    """Whose int8 kernels run ``int8``: oneDNN's where AMX is native (its AMX-INT8 kernels; the
+    AMX figures were measured with them), else FBGEMM's. On a 2-core Intel Xeon without AMX
+    (``python -m bench.forward --compare engines --reader-dir reader/model-small``), FBGEMM
+    took the 4-layer reader's forward pass from 38.7 to 28.8 ms with AVX-512 VNNI and from
+    45.4 to 42.1 ms capped at AVX2; the logits differ by 0.017 on average (rounding of the
+    activations' scales). ``CITEQA_INT8_ENGINE`` (``fbgemm`` or ``onednn``) names one outright."""
+    import os
+
+    import torch
+
+    engines = torch.backends.quantized.supported_engines
+    named = os.environ.get("CITEQA_INT8_ENGINE", "auto").strip().lower() or "auto"
+    if named == "auto":
+        return "fbgemm" if "fbgemm" in engines and not _native_amx() else "onednn"
+    if named not in ("fbgemm", "onednn"):
+        raise ValueError(f"CITEQA_INT8_ENGINE={named!r}: choose auto, fbgemm or onednn")
+    if named not in engines:
+        raise ValueError(f"CITEQA_INT8_ENGINE={named}: this torch has no {named} kernels")
+    return named
 
 
 def reader_precision(precision: str, folder: Path) -> str:
@@ -312,7 +339,12 @@ class Runner:
     """Runs a loaded module under the chosen precision, on every core, without autograd."""
 
     def __init__(
-        self, module: Any, precision: str, fuse: bool = True, smoothing: dict[str, Any] | None = None
+        self,
+        module: Any,
+        precision: str,
+        fuse: bool = True,
+        smoothing: dict[str, Any] | None = None,
+        engine: str | None = None,
     ) -> None:
         import torch
 
@@ -329,7 +361,7 @@ class Runner:
         elif self.precision == "int8":
             if smoothing is not None:
                 smooth_for_int8(encoder, smoothing)
-            _quantise_int8(encoder)
+            _quantise_int8(encoder, engine)  # engine: int8_engine() unless one is named
 
     def __call__(self, ids: Any, attention: Any, types: Any) -> Any:
         """The module's output for a batch (float32 tensor), computed on the model thread."""
@@ -493,7 +525,7 @@ def smooth_for_int8(encoder: Any, scales: dict[str, Any]) -> None:
         holder.dense = Smoothed(1 / s, linear)
 
 
-def _quantise_int8(encoder: Any) -> None:
+def _quantise_int8(encoder: Any, engine: str | None = None) -> None:
     """The encoder's linear layers as int8: weights per output channel in 7 bits, activations
     quantised from each call's own range (dynamic, nothing to calibrate) in 8 bits.
 
@@ -506,8 +538,9 @@ def _quantise_int8(encoder: Any) -> None:
     in fp32, 76.27 with 7-bit activations, 77.35 with 7-bit weights, at the same speed. On the
     validation articles (``CITEQA_PRECISION=int8 citeqa eval <SQuAD> --mode reader --split
     validation``, capped at AVX2) that is 73.94 against fp32's 74.73; the 7-bit activations gave
-    73.44. Kernels come from oneDNN, which also honours
-    ``ONEDNN_MAX_CPU_ISA`` (how the benchmark sees an AVX2-only CPU on a newer one).
+    73.44. Kernels come from FBGEMM, or oneDNN where AMX is native (``int8_engine``); they honour
+    ``FBGEMM_ENABLE_INSTRUCTIONS`` and ``ONEDNN_MAX_CPU_ISA`` (how the benchmark sees an AVX2-only
+    CPU on a newer one).
     A reader with ``SMOOTHING_FILE`` gets ``smooth_for_int8`` first (``_load_qa``), which brings
     the 4-layer reader from 73.53 to 74.61 F1 there (fp32: 74.65).
     """
@@ -534,7 +567,7 @@ def _quantise_int8(encoder: Any) -> None:
         dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-63, quant_max=63
     )
     qconfig = QConfig(activation=default_dynamic_quant_observer, weight=weights)
-    torch.backends.quantized.engine = "onednn"
+    torch.backends.quantized.engine = engine or int8_engine()  # packs the weights for its kernels
     with warnings.catch_warnings():
         # torch.ao's eager quantisation is deprecated in favour of torchao, whose int8 CPU path
         # is built for torch.compile; the torch pinned here still ships these kernels.
@@ -572,19 +605,24 @@ def _load_encoder(folder: Path, precision: str) -> Runner:
     return Runner(model, precision)
 
 
-def load_qa(folder: Path, base: Path, precision: str = "auto", fuse: bool = True) -> Runner:
-    """The span reader: its own weights plus the word embeddings of ``base`` (not shipped twice)."""
-    return _MODEL_THREAD.call(_load_qa, folder, base, precision, fuse)
+def load_qa(
+    folder: Path, base: Path, precision: str = "auto", fuse: bool = True, engine: str | None = None
+) -> Runner:
+    """The span reader: its own weights plus the word embeddings of ``base`` (not shipped twice).
+    ``fuse`` and ``engine`` (int8 kernels) are for ``python -m bench.forward`` to compare."""
+    return _MODEL_THREAD.call(_load_qa, folder, base, precision, fuse, engine)
 
 
-def _load_qa(folder: Path, base: Path, precision: str, fuse: bool = True) -> Runner:
+def _load_qa(
+    folder: Path, base: Path, precision: str, fuse: bool = True, engine: str | None = None
+) -> Runner:
     smoothing = None
     fitted = fitted_smoothing(folder) if resolve_precision(precision) == "int8" else None
     if fitted is not None:
         from safetensors.torch import load_file
 
         smoothing = load_file(str(fitted))
-    return Runner(qa_module(folder, base), precision, fuse, smoothing)
+    return Runner(qa_module(folder, base), precision, fuse, smoothing, engine)
 
 
 def qa_module(folder: Path, base: Path) -> Any:

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         "bf16 that is the 4-layer reader in smoothed int8, or fp32 without x86 int8 kernels), fp32, "
         "bf16 or int8",
     )
+    int8_engine: Literal["auto", "fbgemm", "onednn"] = Field(
+        "auto",
+        description="whose int8 kernels run int8: auto (oneDNN where AMX is native, else FBGEMM), "
+        "fbgemm or onednn (read by the models from CITEQA_INT8_ENGINE)",
+    )
     reader_focus: int = Field(
         DEFAULT_FOCUS,
         ge=0,

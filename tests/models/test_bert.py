@@ -213,6 +213,37 @@ def test_model_thread_reports_errors_to_the_caller():
     assert _MODEL_THREAD.call(lambda: _MODEL_THREAD.call(lambda: 6 * 7)) == 42
 
 
+def test_int8_runs_on_fbgemm_unless_amx_is_native_and_both_kernels_agree(monkeypatch, texts):
+    """Without AMX, int8 runs on FBGEMM's kernels (faster than oneDNN's capped at AVX2 and with
+    VNNI: bench.forward --compare engines); with AMX on oneDNN's. Either way the same products,
+    rounded alike: the logits stay within a hair of each other and close to float32's."""
+    import torch
+
+    from models.bert import int8_engine, load_qa
+    from reader.qa_model import SMALL_DIR, base_model_dir
+
+    monkeypatch.setattr("models.bert._native_amx", lambda: True)
+    assert int8_engine() == "onednn"
+    monkeypatch.setattr("models.bert._native_amx", lambda: False)
+    assert int8_engine() == ("fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "onednn")
+    monkeypatch.setenv("CITEQA_INT8_ENGINE", "onednn")  # named outright
+    assert int8_engine() == "onednn"
+    monkeypatch.setenv("CITEQA_INT8_ENGINE", "mkl")
+    with pytest.raises(ValueError, match="choose auto, fbgemm or onednn"):
+        int8_engine()
+    monkeypatch.delenv("CITEQA_INT8_ENGINE")
+
+    enc = encode_windows(load_tokenizer(), "When did relations decline?", texts[:3], 256, 96)
+    args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    mask = enc["attention_mask"].astype(bool)
+    ref = load_qa(SMALL_DIR, base_model_dir(), "fp32")(*args).numpy()[mask]
+    out = {e: load_qa(SMALL_DIR, base_model_dir(), "int8", engine=e)(*args).numpy()[mask]
+           for e in ("onednn", "fbgemm")}  # fmt: skip
+    assert np.abs(out["fbgemm"] - out["onednn"]).mean() < 0.05
+    for e, logits in out.items():
+        assert np.abs(logits - ref).mean() < 0.12, e
+
+
 def test_fused_query_key_value_give_the_same_outputs():
     """Runner fuses each layer's query, key and value maps into one product; nothing else changes."""
     import torch

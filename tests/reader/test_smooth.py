@@ -77,7 +77,7 @@ def test_auto_reads_in_int8_only_with_smoothing_and_never_embeds_in_int8(monkeyp
     assert reader_precision("auto", bare) == "fp32"  # no smoothing fitted: int8 would cost accuracy
     for named in ("fp32", "bf16", "int8"):
         assert reader_precision(named, SMALL_DIR) == named
-    monkeypatch.setattr("models.bert.int8_kernels", lambda: False)  # ARM: no oneDNN int8 kernels
+    monkeypatch.setattr("models.bert.int8_kernels", lambda: False)  # ARM: no x86 int8 kernels
     assert reader_precision("auto", SMALL_DIR) == "fp32"
 
 

@@ -85,6 +85,13 @@ def test_bad_cli_input_exits_2_with_a_message(args, message, index_dir, capsys):
     assert err.startswith("citeqa: error:") and message in err
 
 
+def test_a_bad_setting_from_the_environment_exits_2_with_a_message(index_dir, capsys, monkeypatch):
+    monkeypatch.setenv("CITEQA_INT8_ENGINE", "mkl")
+    assert main(["ask", "ok?", "--index-dir", str(index_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("citeqa: error: bad setting: int8_engine") and "'fbgemm'" in err and "\n" not in err
+
+
 def test_missing_empty_corpus_and_missing_index(tmp_path, capsys):
     assert main(["index", "--corpus", str(tmp_path / "nope"), "--index-dir", str(tmp_path / "i")]) == 2
     assert "not found" in capsys.readouterr().err
