@@ -122,10 +122,19 @@ class TrainedReader:
         views, enc = self.windows(question, passages)
         logits = self._model(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
         spans = decode_spans(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])
+        probs = [self.probability(s.score - s.null) for s in spans]
+        # Only spans above the threshold can be answers; one below it matters only by marking its
+        # place as seen, which can turn away a later span of the same document. So the walk
+        # stops at the last span above the threshold, and skips those below it in documents no
+        # such span is in: the same answers, without mapping and testing hundreds of spans.
+        above = [i for i, prob in enumerate(probs) if prob >= self.threshold]
+        wanted = {passages[spans[i].context].doc_id for i in above}
         answers: list[Answer] = []
         seen: set[tuple[str, int, int]] = set()
-        for span in spans:
+        for span, prob in zip(spans[: above[-1] + 1 if above else 0], probs, strict=False):
             p = passages[span.context]
+            if p.doc_id not in wanted:
+                continue
             mapped = views[span.context].answer_span(span.start, span.end)
             if mapped is None:
                 continue
@@ -136,7 +145,6 @@ class TrainedReader:
             if key in seen:  # the same span found again in an overlapping window
                 continue
             seen.add(key)
-            prob = self.probability(span.score - span.null)
             if prob < self.threshold or counts_other(question, p.text, start, end):
                 continue
             answers.append(

@@ -228,3 +228,52 @@ def test_a_span_of_filler_or_punctuation_is_never_an_answer():
         assert not answer_like(junk), junk
     for real in ("March 2023", "200", "the landlord", "two", "Kim Il Sung", "none", "A"):
         assert answer_like(real), real
+
+
+def test_spans_below_the_threshold_only_count_as_seen_within_their_document(monkeypatch):
+    """The reader walks spans best first; one below the threshold is no answer, but it marks its
+    place as seen, so the same place found again in an overlapping passage of that document
+    (a lower raw score, yet a higher probability) is not taken either. Spans of other documents
+    are untouched, and when no span clears the threshold nothing is mapped at all."""
+    import numpy as np
+    import torch
+
+    from reader import trained
+
+    r = TrainedReader(SMALL_DIR)
+    r.warm_up()
+    text = "The treaty was signed in Geneva in 1954. Delegates came from many countries that year."
+    a = chunk(Document("d1.txt", "d1", text))[0]
+    b = a.__class__(**{**a.__dict__, "passage_id": a.passage_id + "-again"})  # same place, again
+    c = chunk(Document("d2.txt", "d2", "Another treaty was signed in Paris in 1951."))[0]
+    question = "Where was the treaty signed?"
+    _, enc = r.windows(question, [a, b, c])
+    cal = r.meta["calibration"]
+
+    def margin(prob: float) -> float:  # score minus null that the calibration maps to prob
+        return (np.log(prob / (1 - prob)) - cal["b"]) / cal["a"]
+
+    def logits(plan: dict[int, tuple[str, float, float]]) -> np.ndarray:
+        out = np.full((*enc.input_ids.shape, 2), -10.0, dtype=np.float32)
+        for w, (word, score, prob) in plan.items():
+            context = [a, b, c][enc["overflow_to_sample_mapping"][w]].text
+            lo, hi = context.index(word), context.index(word) + len(word)
+            tokens = [i for i, (s, e) in enumerate(enc["offset_mapping"][w])
+                      if enc.sequence_ids(w)[i] == 1 and s < hi and lo < e]  # fmt: skip
+            out[w, tokens[0], 0] = out[w, tokens[-1], 1] = score / 2
+            out[w, 0, :] = (score - margin(prob)) / 2  # the window's null score
+        return out
+
+    low, high = r.threshold / 2, (1 + r.threshold) / 2
+    plan = {0: ("Geneva", 16.0, low), 1: ("Geneva", 12.0, high), 2: ("Paris", 10.0, high)}
+    monkeypatch.setattr(r, "_model", lambda *_: torch.from_numpy(logits(plan)))
+    assert [x.text for x in r.read(question, [a, b, c])] == ["Paris"]
+    plan[0] = ("Geneva", 16.0, high)  # the first sighting clears the threshold: it is the answer
+    found = r.read(question, [a, b, c])
+    assert [(x.text, x.passage_id) for x in found] == [("Geneva", a.passage_id), ("Paris", c.passage_id)]
+
+    plan = {0: ("Geneva", 16.0, low), 1: ("Geneva", 12.0, low), 2: ("Paris", 10.0, low)}
+    mapped = []
+    answer_span = trained._View.answer_span
+    monkeypatch.setattr(trained._View, "answer_span", lambda *x: mapped.append(x) or answer_span(*x))
+    assert r.read(question, [a, b, c]) == [] and mapped == []
