@@ -69,11 +69,14 @@ def corpus_with(folders: list[Path], corpus_dir: Path) -> list[Document]:
 
 
 def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
-    """What the run read with: the settings asked for, and the reader folder and precision they
-    came to (``auto`` may pick the 4-layer student: ``reader.shipped_reader``)."""
-    from models.bert import resolve_precision
+    """What the run read with: the settings asked for, and the reader folder, precision and int8
+    kernels they came to (``auto`` may pick the 4-layer student: ``reader.shipped_reader``)."""
+    from models.bert import int8_engine, resolve_precision
 
     folder = getattr(reader, "model_dir", None)
+    run = getattr(reader, "run_precision", None) or resolve_precision(
+        getattr(reader, "precision", settings.precision)
+    )
     return {
         "reader": reader.name,
         "reader_threshold": getattr(reader, "threshold", None),
@@ -81,8 +84,8 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
         "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
         "reader_model": folder.name if folder is not None else None,
         "precision": settings.precision,
-        "precision_run": getattr(reader, "run_precision", None)
-        or resolve_precision(getattr(reader, "precision", settings.precision)),
+        "precision_run": run,
+        "int8_engine": int8_engine() if run == "int8" else None,  # FBGEMM and oneDNN round apart
     }
 
 

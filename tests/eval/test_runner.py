@@ -13,6 +13,7 @@ from eval.runner import (
     write_json,
     write_report,
 )
+from models.bert import int8_engine
 from service.cli import main
 
 from ..conftest import ROOT
@@ -113,6 +114,7 @@ def test_eval_cli(index_dir, tmp_path, capsys):
         ("model-small", "int8"),
         ("model-small", "fp32"),
     }
+    assert manifest["int8_engine"] == (int8_engine() if manifest["precision_run"] == "int8" else None)
 
 
 @pytest.mark.parametrize(
