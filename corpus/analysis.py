@@ -42,9 +42,21 @@ def alternation(words: Iterable[str]) -> str:
 
 
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    """bm25s's English stop words, read from its ``stopwords.py`` alone: importing
+    ``bm25s.stopwords`` runs the package's ``__init__``, which imports scipy (0.34 s of every
+    server start and CLI call, for a list of words; nothing else here loads scipy)."""
+    import ast
+    import importlib.util
+    from pathlib import Path
 
-    return frozenset(STOPWORDS_EN)
+    spec = importlib.util.find_spec("bm25s")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the BM25 stop words need the package bm25s (pip install bm25s)")
+    source = (Path(next(iter(spec.submodule_search_locations))) / "stopwords.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "STOPWORDS_EN" for t in node.targets):
+            return frozenset(ast.literal_eval(node.value))
+    raise RuntimeError("bm25s/stopwords.py has no STOPWORDS_EN")
 
 
 def _stemmer() -> Any:
