@@ -135,6 +135,9 @@ def test_help_and_light_imports_do_not_load_torch():
         "assert 'faiss' not in sys.modules, 'faiss imported'\n"
         "for lib in ('pypdfium2', 'docx', 'pptx', 'trafilatura'):\n"
         "    assert lib not in sys.modules, lib + ' imported'\n"
+        "from corpus.analysis import Analyzer\n"
+        "Analyzer()  # BM25's words: bm25s's stop words, without bm25s's scipy\n"
+        "assert 'scipy' not in sys.modules and 'bm25s' not in sys.modules, 'scipy imported'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
