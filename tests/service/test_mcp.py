@@ -107,6 +107,40 @@ def test_mcp_route_is_exact(client):
     assert r.status_code not in (307, 404)
 
 
+def test_mcp_starts_on_first_use_and_a_failed_start_is_a_503(index_dir, pipeline, monkeypatch):
+    """The MCP library is imported when /mcp is first asked for, not during start-up; if the
+    server cannot start, /mcp says so with a 503 (the rest of the service works)."""
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from service.api import create_app\n"
+        "with TestClient(create_app()) as c:\n"
+        "    assert c.get('/health').status_code == 200\n"
+        "    assert 'mcp' not in sys.modules, 'mcp imported at start-up'\n"
+        "    assert c.get('/mcp').status_code not in (404, 500, 503)\n"
+        "    assert 'mcp' in sys.modules\n"
+    )
+    env = {**os.environ, "CITEQA_INDEX_DIR": str(index_dir), "CITEQA_CORPUS_DIR": str(DEFAULT_CORPUS)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("no MCP here")
+
+    monkeypatch.setattr("service.api.build_mcp", broken)
+    with TestClient(create_app(pipeline=pipeline)) as c:
+        assert c.get("/health").status_code == 200
+        r = c.post("/mcp", json={})
+        assert r.status_code == 503 and "no MCP here" in r.json()["detail"]
+        assert c.post("/ask", json={"question": "Who?"}).status_code == 200
+
+
 def test_mcp_ask_carries_the_agreement_and_each_side_of_a_conflict(scripted_pipeline):
     from mcp.shared.memory import create_connected_server_and_client_session
 
