@@ -26,7 +26,7 @@ FLAGS = (
 
 # Caps every library the models' arithmetic goes through at AVX2 (no AVX-512, no VNNI, no AMX,
 # no native bf16): torch's own vectorised kernels, oneDNN (bf16/int8 matrix products), MKL
-# (float32 matrix products) and FBGEMM (torch's other int8 kernels). What this does not emulate:
+# (float32 matrix products) and FBGEMM (the int8 kernels where AMX is not native). What this does not emulate:
 # the clock, caches and memory bandwidth stay the host's, so absolute times read faster than on
 # an older AVX2 machine (a 2-core Zen 1 EPYC measured /ask p50 246 ms where this emulation, on an
 # AMX Xeon, measured about half that); ratios between variants carry over better than absolutes.

@@ -139,7 +139,7 @@ def _without_reader_dirs(argv: list[str]) -> list[str]:
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Every variant on the CPU kind this process runs as."""
     from bench.suite import bench_server
-    from models.bert import reader_precision, resolve_precision
+    from models.bert import int8_engine, reader_precision, resolve_precision
     from reader import shipped_reader
     from reader.qa_model import MODEL_DIR
 
@@ -186,7 +186,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             if not args.no_accuracy:
                 row.update(accuracy(precision, focus, index_dir, squad))
             rows.append(row)
-    return {"cpu": cpu, "auto": auto, "rows": rows}
+    return {"cpu": cpu, "auto": auto, "int8_engine": int8_engine(), "rows": rows}
 
 
 LABELS = ("reader", "precision", "focus")  # the table's columns that name a row, left-aligned
@@ -209,7 +209,8 @@ def table(result: dict[str, Any]) -> str:
         out += [f"## {cpu['kind']}: {cpu['model']}, {cpu['cpus']} CPUs",
                 "", f"Instruction sets: {', '.join(cpu['instruction_sets']) or 'none of note'}"
                 + (f"; capped at AVX2 by {', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}"
-                   if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}.", "",
+                   if cpu["kind"] != "native" else "") + f". `auto` chooses {kind['auto']}."
+                + (f" int8 runs on {kind['int8_engine']}'s kernels." if kind.get("int8_engine") else ""), "",
                 "| " + " | ".join(c[1] for c in cols) + " |",
                 "|" + "".join("---|" if c[0] in LABELS else "---:|" for c in cols)]  # fmt: skip
         for r in kind["rows"]:

@@ -32,8 +32,10 @@ def test_an_unknown_cpu_kind_is_one_line_and_exit_2(capsys):
 def test_table_shows_each_kind_with_its_cpu_and_accuracy_beside_speed():
     cpu = {"kind": "avx2 (emulated)", "model": "Some CPU", "cpus": 2, "instruction_sets": ["avx2"]}
     row = {"precision": "int8", "focus": 300, "c1_p50_ms": 41.5, "validation_f1": 72.1, "seed_f1": 75.0}
-    md = table({"date": "d", "command": "c", "kinds": [{"cpu": cpu, "auto": "fp32", "rows": [row]}]})
+    kind = {"cpu": cpu, "auto": "fp32", "int8_engine": "fbgemm", "rows": [row]}
+    md = table({"date": "d", "command": "c", "kinds": [kind]})
     assert "## avx2 (emulated): Some CPU, 2 CPUs" in md and "`auto` chooses fp32" in md
+    assert "int8 runs on fbgemm's kernels" in md
     assert "capped at AVX2 by ATEN_CPU_CAPABILITY=avx2" in md
     line = next(x for x in md.splitlines() if x.startswith("| int8"))
     assert "41.5" in line and "72.1" in line and "75.0" in line
