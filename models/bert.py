@@ -12,11 +12,13 @@ softmax statistics in float32), or ``auto``: bf16 where the CPU multiplies bfloa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -427,7 +429,8 @@ def _fuse_qkv(encoder: Any) -> None:
 
     for layer in encoder.layer:
         s = layer.attention.self
-        fused = torch.nn.Linear(s.query.in_features, 3 * s.query.out_features, dtype=s.query.weight.dtype)
+        with _no_initial_weights():  # both are copied in below
+            fused = torch.nn.Linear(s.query.in_features, 3 * s.query.out_features, dtype=s.query.weight.dtype)
         with torch.no_grad():
             fused.weight.copy_(torch.cat([s.query.weight, s.key.weight, s.value.weight]))
             fused.bias.copy_(torch.cat([s.query.bias, s.key.bias, s.value.bias]))
@@ -604,9 +607,16 @@ def _load_encoder(folder: Path, precision: str) -> Runner:
 
 
 def _holding(cls: Any, config: dict[str, Any], state: dict[str, Any]) -> Any:
-    """``cls(config)`` holding the tensors of ``state``, which must name every weight.
+    """``cls(config)`` holding the tensors of ``state``, which must name every weight."""
+    with _no_initial_weights():
+        model = cls(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
 
-    The layers are built without drawing their random initial weights, which ``state`` replaces
+
+@contextlib.contextmanager
+def _no_initial_weights() -> Iterator[None]:
+    """Layers built meanwhile skip drawing random initial weights, which loaded ones replace
     anyway: drawing them took 0.13-0.21 s per model, a tenth of the server's start-up. Building
     on torch's meta device would skip it too, but its first use costs about 2 s. So, as
     ``transformers`` does while loading (``no_init_weights``), torch's initialisers do nothing
@@ -619,12 +629,10 @@ def _holding(cls: Any, config: dict[str, Any], state: dict[str, Any]) -> Any:
     try:
         for n in names:
             setattr(torch.nn.init, n, lambda tensor, *_, **__: tensor)
-        model = cls(config)
+        yield
     finally:
         for n, f in saved.items():
             setattr(torch.nn.init, n, f)
-    model.load_state_dict(state, strict=True, assign=True)
-    return model
 
 
 def load_qa(
