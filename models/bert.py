@@ -456,9 +456,10 @@ class Runner:
         torch.set_num_threads(1)
         try:
             done = self._run_groups(ids, attention, types, lengths, self._groups(lengths, mine))
-        finally:
+            done += helped.result()
+        finally:  # after the helper's setting too: torch keeps the latest as new threads' default
             torch.set_num_threads(threads)
-        return self._assemble(n, width, done + helped.result())
+        return self._assemble(n, width, done)
 
     def _groups(self, lengths: Any, rows: Any) -> list[list[int]]:
         """``rows`` in groups of similar length, longest first."""
