@@ -1,16 +1,13 @@
 """The reader's forward pass alone, two ways of running it side by side: ``python -m
-bench.forward`` (the query/key/value maps fused or not, per precision), ``--compare engines``
-(int8 on FBGEMM's kernels or oneDNN's) or ``--compare split`` (a batch of several questions'
-windows, as the model thread merges them under load, as one pass on both cores or as two
-halves at once, one per core: ``Runner.SPLIT_ROWS``).
+bench.forward`` (the query/key/value maps fused or not, per precision) or ``--compare engines``
+(int8 on FBGEMM's kernels or oneDNN's).
 
 Over the seed questions, each with three passages of the default corpus (one /ask's worth of
-windows; ``split``: four questions' worth per batch), the two ways run in turns within one
-process (``--rounds`` of each, each going first in turn), so drift of the machine hits both
-alike; the median ms per forward of each round is kept. Runs natively and, in a second process,
-capped at AVX2 (``bench.cpu.AVX2_ENV``). Also gives how far apart the two ways' logits are
-(largest and mean difference, over the windows' tokens). Writes
-``bench/results/forward-<date>[-engines|-split].json`` and ``.md``.
+windows), the two ways run in turns within one process (``--rounds`` of each, each going first
+in turn), so drift of the machine hits both alike; the median ms per forward of each round is
+kept. Runs natively and, in a second process, capped at AVX2 (``bench.cpu.AVX2_ENV``). Also
+gives how far apart the two ways' logits are (largest and mean difference). Writes
+``bench/results/forward-<date>[-engines].json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -37,8 +34,7 @@ def _median_ms(forward: Any, batches: list[tuple[Any, Any, Any]]) -> float:
     return statistics.median(times) * 1000
 
 
-COMPARE = ("fuse", "engines", "split")
-SPLIT_BATCH = 4  # questions merged into one batch for --compare split
+COMPARE = ("fuse", "engines")
 
 
 def ways(compare: str, native_bf16: bool) -> list[tuple[str, list[tuple[str, dict[str, Any]]]]]:
@@ -46,8 +42,6 @@ def ways(compare: str, native_bf16: bool) -> list[tuple[str, list[tuple[str, dic
     in every precision, or int8 on FBGEMM's kernels or oneDNN's (``models.bert.int8_engine``)."""
     if compare == "engines":
         return [("int8", [("onednn", {"engine": "onednn"}), ("fbgemm", {"engine": "fbgemm"})])]
-    if compare == "split":
-        return [(p, [("one pass", {"split": False}), ("halves", {"split": True})]) for p in ("int8", "fp32")]
     precisions = ["fp32", "int8"] + (["bf16"] if native_bf16 else [])
     return [(p, [("separate", {"fuse": False}), ("fused", {"fuse": True})]) for p in precisions]
 
@@ -69,20 +63,11 @@ def worker(rounds: int, compare: str, reader_dir: Path | None) -> dict[str, Any]
     for i, q in enumerate(seed_questions()):
         enc = reader.windows(q, passages[(3 * i) % n : (3 * i) % n + 3])[1]
         batches.append((enc.input_ids, enc.attention_mask, enc.token_type_ids))
-    if compare == "split":  # several questions' windows in one batch, padded to the longest
-        batches = [_stack(batches[i : i + SPLIT_BATCH]) for i in range(0, len(batches), SPLIT_BATCH)]
     rows = []
     for precision, options in ways(compare, cpu["native_bf16"]):
-        runners = {}
-        for name, o in options:
-            split = o.pop("split", None)
-            runners[name] = load_qa(folder, base_model_dir(), precision, **o)
-            if split is False:
-                runners[name].SPLIT_ROWS = 1 << 30  # never: one pass on every core
+        runners = {name: load_qa(folder, base_model_dir(), precision, **o) for name, o in options}
         (a, first), (b, second) = runners.items()
-        # over the windows' tokens: padding's logits are never read, and a way that runs rows in
-        # groups of similar length (all do; the halves group each half) pads them differently
-        diffs = [np.abs(first(*x).numpy() - second(*x).numpy())[x[1] != 0] for x in batches[:10]]
+        diffs = [np.abs(first(*x).numpy() - second(*x).numpy()) for x in batches[:10]]
 
         def median_ms(name: str, runners: dict[str, Any] = runners) -> float:
             # on the model thread, where the service runs every forward (one OpenMP pool)
@@ -102,34 +87,18 @@ def worker(rounds: int, compare: str, reader_dir: Path | None) -> dict[str, Any]
         print(rows[-1], file=sys.stderr)
     tokens = statistics.median(float(b[1].sum()) for b in batches)
     return {"cpu": cpu, "reader": str(folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder),
-            "batch": SPLIT_BATCH if compare == "split" else 1, "tokens_per_forward": tokens,
-            "rows": rows}  # fmt: skip
-
-
-def _stack(batches: list[tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
-    import numpy as np
-
-    width = max(b[0].shape[1] for b in batches)
-    return tuple(  # type: ignore[return-value]
-        np.concatenate([np.pad(b[k], ((0, 0), (0, width - b[k].shape[1]))) for b in batches])
-        for k in range(3)
-    )
-
-
-WHAT = {"engines": "int8 kernels", "split": "a merged batch as one pass or two halves",
-        "fuse": "query/key/value fused or not"}  # fmt: skip
+            "tokens_per_forward": tokens, "rows": rows}  # fmt: skip
 
 
 def table(result: dict[str, Any]) -> str:
-    what = WHAT[result.get("compare", "fuse")]
+    what = "int8 kernels" if result.get("compare") == "engines" else "query/key/value fused or not"
     out = [f"# The reader's forward pass, {what}, {result['date']}", "",
            f"`{result['command']}`", ""]  # fmt: skip
     for kind in result["kinds"]:
         cpu = kind["cpu"]
         out += [f"## {cpu['kind']}: {cpu['model']}, {cpu['cpus']} CPUs", "",
                 f"Reader: {kind.get('reader', 'reader/model')}. Median tokens per forward: "
-                f"{kind['tokens_per_forward']:.0f} ({kind.get('batch', 1)} question(s), 3 passages each).",
-                ""]  # fmt: skip
+                f"{kind['tokens_per_forward']:.0f} (3 passages).", ""]  # fmt: skip
         for r in kind["rows"]:
             a, b = r["ways"]
             if r is kind["rows"][0]:
@@ -146,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default=",".join(KINDS), help="CPU kinds: native, avx2 (comma-separated)")
     ap.add_argument("--rounds", type=int, default=5, help="turns of each way")
     ap.add_argument("--compare", choices=COMPARE, default="fuse",
-                    help="fuse: query/key/value fused or not; engines: int8 on FBGEMM or oneDNN; "
-                    "split: a merged batch as one pass or two halves at once")  # fmt: skip
+                    help="fuse: query/key/value fused or not; engines: int8 on FBGEMM or oneDNN")  # fmt: skip
     ap.add_argument("--reader-dir", type=Path, default=None, help="the reader to run (default: reader/model)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results", help="where results go")
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
@@ -169,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     date = time.strftime("%Y-%m-%d")
     result = {"date": date, "command": "python -m bench.forward " + " ".join(own), "compare": args.compare,
               "kinds": results}  # fmt: skip
-    name = f"forward-{date}" + ("" if args.compare == "fuse" else f"-{args.compare}")
+    name = f"forward-{date}" + ("-engines" if args.compare == "engines" else "")
     write_results(args.out_dir, name, result, table(result))
     return 0
 

@@ -35,11 +35,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # around the passes (search, tokenising, decoding) still runs in the callers' threads.
 #
 # Forward calls that wait for the same model while it is busy go through it together, as one
-# padded batch: under load, one pass for several requests instead of one each. A large batch is
-# the one exception to "one thread": on 2 cores it runs as two halves at once, on this thread and
-# a helper, one core each, so no more threads compute at once than there are cores (see
-# Runner.SPLIT_ROWS; a pass on every core is no slower once the helper has run: 48.5 ms
-# without it, 45.3 with, the reader on 3 windows, 8 rounds of 20 passes each way).
+# padded batch: under load, one pass for several requests instead of one each.
 
 
 _Call = tuple[Future[Any], Any, tuple[Any, ...], Any]  # (future, fn or None, args, runner or None)
@@ -143,50 +139,6 @@ class _ModelThread:
 
 
 _MODEL_THREAD = _ModelThread()
-
-
-class _Helper:
-    """A second thread for torch work, on one core: the other half of a split pass
-    (``Runner.SPLIT_ROWS``). OpenMP's number of threads is a setting of each calling thread."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Any, tuple[Any, ...]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
-
-    def submit(self, fn: Any, *args: Any) -> Future[Any]:
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="citeqa-model-half", daemon=True)
-                self._thread.start()
-        future: Future[Any] = Future()
-        self._queue.put((future, fn, args))
-        return future
-
-    def _loop(self) -> None:
-        import torch
-
-        torch.set_num_threads(1)
-        while True:
-            future, fn, args = self._queue.get()
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-
-_HELPER = _Helper()
-
-
-def _halves(lengths: Any) -> tuple[list[int], list[int]]:
-    """Row indices in two halves of about equal tokens: longest first, each to the lighter half."""
-    halves: tuple[list[int], list[int]] = ([], [])
-    tokens = [0, 0]
-    for i in sorted(range(len(lengths)), key=lambda i: -int(lengths[i])):
-        k = 0 if tokens[0] <= tokens[1] else 1
-        halves[k].append(i)
-        tokens[k] += int(lengths[i])
-    return halves
 
 
 def resolve_precision(precision: str) -> str:
@@ -422,69 +374,30 @@ class Runner:
     # run in groups of similar length instead: padding is arithmetic thrown away, and one more
     # pass costs less than a third of a row's worth of it.
     GROUP_RATIO = 0.7
-    # A batch of this many rows or more (requests merged under load, a batch of passages being
-    # indexed) runs as two halves at once, each on one core: the model thread takes one, a
-    # helper thread the other. A pass on every core waits for all of them at each of its
-    # ~50 operators, and the small ones (layer norms, quantising activations) scale poorly;
-    # two independent halves do not wait for each other. The 4-layer reader in int8, capped at
-    # AVX2 on 2 cores, 6 and 12 windows of 180 tokens: 96 and 183 ms as one pass, 81 and 152 ms
-    # as halves (0.84, 0.83). Three windows (one question alone) split 2 + 1 are slower (54 vs
-    # 48 ms), and so are 8 short questions for the embedder (38 vs 32 ms: too little work per
-    # operator to share), so smaller batches keep one pass on every core. Only on 2 threads, where
-    # each half runs on one and starts no OpenMP pool: with more, the helper's pool beside the
-    # model thread's would outnumber the cores, which makes libgomp stop spinning (see above).
-    SPLIT_ROWS = 4
-    SPLIT_TOKENS = 512
 
     def _forward(self, ids: Any, attention: Any, types: Any) -> Any:
         import numpy as np
-        import torch
 
         ids, attention, types = (np.asarray(a, dtype=np.int64) for a in (ids, attention, types))
         n, width = ids.shape
         lengths = width - np.argmax(attention[:, ::-1] != 0, axis=1)  # right padding: last kept + 1
         lengths[attention.sum(axis=1) == 0] = 1
-        threads = torch.get_num_threads()
-        if n < self.SPLIT_ROWS or int(lengths.sum()) < self.SPLIT_TOKENS or threads != 2:
-            groups = self._groups(lengths, range(n))
-            if len(groups) == 1:
-                return self._pass(ids, attention, types)
-            return self._assemble(n, width, self._run_groups(ids, attention, types, lengths, groups))
-        mine, theirs = _halves(lengths)
-        other = self._groups(lengths, theirs)
-        helped = _HELPER.submit(self._run_groups, ids, attention, types, lengths, other)
-        torch.set_num_threads(1)
-        try:
-            done = self._run_groups(ids, attention, types, lengths, self._groups(lengths, mine))
-            done += helped.result()
-        finally:  # after the helper's setting too: torch keeps the latest as new threads' default
-            torch.set_num_threads(threads)
-        return self._assemble(n, width, done)
-
-    def _groups(self, lengths: Any, rows: Any) -> list[list[int]]:
-        """``rows`` in groups of similar length, longest first."""
+        order = np.argsort(-lengths, kind="stable")
         groups: list[list[int]] = []
-        for i in sorted(rows, key=lambda i: -int(lengths[i])):
+        for i in order:
             if groups and lengths[i] >= self.GROUP_RATIO * lengths[groups[-1][0]]:
                 groups[-1].append(int(i))
             else:
                 groups.append([int(i)])
-        return groups
-
-    def _run_groups(
-        self, ids: Any, attention: Any, types: Any, lengths: Any, groups: list[list[int]]
-    ) -> list[tuple[list[int], Any]]:
-        out = []
+        if len(groups) == 1:
+            return self._pass(ids, attention, types)
+        out = None
         for g in groups:
             w = int(lengths[g[0]])
-            out.append((g, self._pass(ids[g, :w], attention[g, :w], types[g, :w])))
-        return out
-
-    @staticmethod
-    def _assemble(n: int, width: int, parts: list[tuple[list[int], Any]]) -> Any:
-        out = parts[0][1].new_zeros((n, width, *parts[0][1].shape[2:]))
-        for g, part in parts:
-            out[g, : part.shape[1]] = part
+            part = self._pass(ids[g, :w], attention[g, :w], types[g, :w])
+            if out is None:
+                out = part.new_zeros((n, width, *part.shape[2:]))
+            out[g, :w] = part
         return out
 
     def _pass(self, ids: Any, attention: Any, types: Any) -> Any:

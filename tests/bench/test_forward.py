@@ -21,20 +21,6 @@ def test_engines_compare_int8_on_both_kernel_libraries():
     assert [p for p, _ in ways("fuse", native_bf16=False)] == ["fp32", "int8"]
 
 
-def test_split_compares_one_pass_with_two_halves_and_says_so():
-    assert ways("split", native_bf16=False) == [
-        (p, [("one pass", {"split": False}), ("halves", {"split": True})]) for p in ("int8", "fp32")
-    ]
-    cpu = {"kind": "avx2 (emulated)", "model": "Some CPU", "cpus": 2}
-    row = {"precision": "int8", "ways": ["one pass", "halves"], "ms": {"one pass": 180.0, "halves": 150.0},
-           "ratio": 0.833, "max_logit_diff": 0.2, "mean_logit_diff": 0.01}  # fmt: skip
-    kind = {"cpu": cpu, "reader": "reader/model-small", "batch": 4, "tokens_per_forward": 1780.0}
-    kind["rows"] = [row]
-    md = table({"date": "d", "command": "c", "compare": "split", "kinds": [kind]})
-    assert "a merged batch as one pass or two halves" in md and "(4 question(s), 3 passages each)" in md
-    assert "| int8 | 180.0 | 150.0 | 0.833 | 0.2 | 0.01 |" in md
-
-
 def test_a_folder_without_a_reader_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["--reader-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

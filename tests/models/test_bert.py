@@ -165,57 +165,6 @@ def test_rows_of_different_lengths_run_in_groups_with_the_same_result():
     assert np.abs(grouped - padded)[mask].max() < 1e-3
 
 
-def test_a_large_batch_on_two_threads_runs_as_two_halves_with_the_same_rows():
-    """With 2 threads, a batch of many windows runs as two halves at once (the calling thread and
-    the helper, one thread each), and every row's logits are those of one pass over the batch;
-    a question's 3 windows stay one pass."""
-    import threading
-
-    import torch
-
-    from models.bert import load_qa
-    from models.bert import load_tokenizer as raw_tokenizer
-    from reader.qa_model import MODEL_DIR, base_model_dir
-
-    docs = load_corpus(DEFAULT_CORPUS)
-    texts = [d.text[:900] for d in docs[:6]] + ["A short one."]
-    enc = Windows(raw_tokenizer(base_model_dir()), "When was it founded?", texts, 256, 96)
-    runner = load_qa(MODEL_DIR, base_model_dir(), "fp32")
-    calls: list[tuple[str, int]] = []
-    passes = runner._pass
-
-    def spy(*a):
-        calls.append((threading.current_thread().name, a[0].shape[0]))
-        return passes(*a)
-
-    runner._pass = spy  # type: ignore[method-assign]
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        split = runner._forward(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
-        assert {name for name, _ in calls} == {threading.current_thread().name, "citeqa-model-half"}
-        assert sum(rows for _, rows in calls) == len(texts)
-        assert torch.get_num_threads() == 2  # given back after the split
-        calls.clear()
-        three = [t[:600] for t in texts[:3]]
-        alone = Windows(raw_tokenizer(base_model_dir()), "When was it founded?", three, 256, 96)
-        runner._forward(alone.input_ids, alone.attention_mask, alone.token_type_ids)
-        assert calls == [(threading.current_thread().name, 3)]
-    finally:
-        torch.set_num_threads(before)
-    whole = passes(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
-    mask = enc.attention_mask.astype(bool)
-    assert np.abs(split - whole)[mask].max() < 1e-3
-
-
-def test_halves_share_the_tokens_evenly():
-    from models.bert import _halves
-
-    a, b = _halves(np.array([100, 90, 50, 40, 10, 10]))
-    assert sorted(a + b) == list(range(6))
-    assert {sum([100, 90, 50, 40, 10, 10][i] for i in h) for h in (a, b)} == {150}
-
-
 def test_concurrent_calls_share_passes_and_get_their_own_rows(texts):
     """Callers that wait on the model together are batched; each gets exactly its own output."""
     from concurrent.futures import ThreadPoolExecutor
