@@ -86,7 +86,15 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
         "precision": settings.precision,
         "precision_run": run,
         "int8_engine": int8_engine() if run == "int8" else None,  # FBGEMM and oneDNN round apart
+        "conflict_share": _conflict_share(reader),
     }
+
+
+def _conflict_share(reader: Any) -> float:
+    from service.agreement import CONFLICT_RATIO
+
+    share = getattr(reader, "conflict_share", None)
+    return CONFLICT_RATIO if share is None else float(share)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:

@@ -24,6 +24,12 @@ class Answer:
 class Reader(Protocol):
     name: str
 
+    @property
+    def conflict_share(self) -> float | None:
+        """The reader's own share for conflicts (``service.agreement.merge_answers``), or None for
+        the default."""
+        ...
+
     def warm_up(self) -> None: ...
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:

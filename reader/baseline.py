@@ -106,6 +106,7 @@ class BaselineReader:
     """Sentence support plus answer-type cues; abstains below ``min_support``."""
 
     name = "baseline"
+    conflict_share: float | None = None  # the default share (service.agreement.CONFLICT_RATIO)
 
     def __init__(self, embedder: Any = None, min_support: float = 0.45, sentences_read: int = 3) -> None:
         self.embedder = embedder

@@ -76,6 +76,18 @@ class TrainedReader:
     def threshold(self) -> float:
         return float(self._threshold if self._threshold is not None else self.meta["threshold"])
 
+    @property
+    def conflict_share(self) -> float | None:
+        """This reader's own share for conflicts (``service.agreement.CONFLICT_RATIO``), where its
+        ``reader.json`` has one: how close to the best answer's score another answer must come to
+        count against it depends on how this reader spreads its scores. None: the default."""
+        if not self.meta:  # read before the model loads, without loading it
+            import json
+
+            self.meta = json.loads((self.model_dir / "reader.json").read_text())
+        share = self.meta.get("conflict_share")
+        return None if share is None else float(share)
+
     def warm_up(self) -> None:
         if self._model is not None:
             return

@@ -28,7 +28,9 @@ AGREEMENTS: tuple[Agreement, ...] = ("none", "single", "agree", "conflict")
 # best's: weaker ones are the reader's other guesses, not a source that says otherwise.
 # Chosen on eval/gold/agreement/dev.jsonl and the seed set's false conflicts (see the README's
 # Agreement section): the reader scores a reworded second source low ("shut its doors in 1981"
-# for "close": 0.29 against 0.89), so the share must stay below a third.
+# for "close": 0.29 against 0.89), so the share must stay below a third. That is the 6-layer
+# reader's spread of scores; a reader's reader.json may set its own ("conflict_share": the 4-layer
+# reader's is 0.55, fitted the same way), which the pipeline passes as ``ratio``.
 CONFLICT_RATIO = 0.3
 APPROX_TOLERANCE = 0.1  # "about 2,300" agrees with 2,300 to 10 %
 

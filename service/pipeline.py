@@ -27,7 +27,7 @@ from index import (
 from index.index import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader, shipped_reader
 from reader.trained import DEFAULT_FOCUS as READ_FOCUS
-from service.agreement import Agreement, MergedAnswer, agreement_of, merge_answers
+from service.agreement import CONFLICT_RATIO, Agreement, MergedAnswer, agreement_of, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,13 @@ def make_reader(
             raise BadInputError(
                 f"reader folder {model_dir} holds a reader on another base model (reader.train --base "
                 "or --lora); the service serves readers on the bundled MiniLM only"
+            )
+        share = meta.get("conflict_share")
+        number = isinstance(share, int | float) and not isinstance(share, bool)
+        if share is not None and not (number and 0 < share <= 1):
+            raise BadInputError(
+                f"reader folder {model_dir}: reader.json's conflict_share must be a number in (0, 1], "
+                f"not {share!r}"
             )
         return TrainedReader(model_dir, threshold=threshold, precision=precision, focus=focus)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
@@ -540,7 +547,9 @@ class Pipeline:
         hits = retrieved[:top_k]
         answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
         read = {h.passage.passage_id: f"{index.title(h.passage.doc_id)}\n{h.passage.text}" for h in hits}
-        return AskResult(question, merge_answers(answers, question, read), hits, retrieved, index)
+        share = self.reader.conflict_share
+        merged = merge_answers(answers, question, read, CONFLICT_RATIO if share is None else share)
+        return AskResult(question, merged, hits, retrieved, index)
 
     def document(self, doc_id: str) -> Document:
         index = self.current()

@@ -146,6 +146,7 @@ class ScriptedReader:
     """Finds the scripted answers of a question in the passages it is given, with set scores."""
 
     name = "scripted"
+    conflict_share = None
 
     def warm_up(self) -> None:
         pass

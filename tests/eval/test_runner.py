@@ -115,6 +115,7 @@ def test_eval_cli(index_dir, tmp_path, capsys):
         ("model-small", "fp32"),
     }
     assert manifest["int8_engine"] == (int8_engine() if manifest["precision_run"] == "int8" else None)
+    assert manifest["conflict_share"] == (0.55 if manifest["reader_model"] == "model-small" else 0.3)
 
 
 @pytest.mark.parametrize(

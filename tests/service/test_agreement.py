@@ -226,3 +226,22 @@ def test_agreeing_documents_are_one_answer_and_a_conflict_keeps_both_sides(scrip
     built = scripted_pipeline.ask("When was Harlow Mill built?").answers
     assert [(m.answer.text, m.documents, m.conflict) for m in built] == [("1850", 2, True), ("1862", 1, True)]
     assert [c.text for c in built[0].citations] == ["1850", "3 May 1850"]
+
+
+def test_the_readers_own_share_decides_what_counts_against_the_best(scripted_pipeline, monkeypatch):
+    """1862 (0.8) against 1850 (0.96, from two places) is a conflict at the default share; a
+    reader whose own share is 0.9 does not count it against the best answer."""
+    assert scripted_pipeline.reader.conflict_share is None
+    assert scripted_pipeline.ask("When was Harlow Mill built?").agreement == "conflict"
+    monkeypatch.setattr(scripted_pipeline.reader, "conflict_share", 0.9)
+    assert scripted_pipeline.ask("When was Harlow Mill built?").agreement == "agree"
+
+
+def test_the_shipped_readers_carry_their_shares():
+    """The 4-layer reader has its own share in reader.json (fitted on the agreement dev part and
+    the seed set); the 6-layer one uses the default."""
+    from reader import TrainedReader
+    from reader.qa_model import MODEL_DIR, SMALL_DIR
+
+    assert TrainedReader(SMALL_DIR).conflict_share == 0.55
+    assert TrainedReader(MODEL_DIR).conflict_share is None

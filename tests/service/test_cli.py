@@ -46,6 +46,22 @@ def test_reader_dir_chooses_the_trained_reader_folder(built_index, capsys, tmp_p
     assert json.loads(capsys.readouterr().out)["answers"] == []  # the folder's own threshold is used
 
 
+@pytest.mark.parametrize("share", ["0.5", 0, 1.5, True])
+def test_a_reader_folder_with_a_bad_conflict_share_exits_2_with_a_message(share, index_dir, capsys, tmp_path):
+    from reader import shipped_reader
+
+    copy = tmp_path / "reader"
+    copy.mkdir()
+    for f in shipped_reader("auto").iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((copy / "reader.json").read_text())
+    (copy / "reader.json").write_text(json.dumps({**meta, "conflict_share": share}))
+    assert main(["ask", "ok?", "--index-dir", str(index_dir), "--reader-dir", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("citeqa: error:") and "conflict_share must be a number in (0, 1]" in err
+    assert err.count("\n") == 1
+
+
 def test_disagreeing_sources_are_printed_side_by_side(scripted_pipeline):
     out = format_answers(scripted_pipeline.ask("When was Harlow Mill built?"))
     lines = out.splitlines()
