@@ -72,6 +72,7 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
     """What the run read with: the settings asked for, and the reader folder, precision and int8
     kernels they came to (``auto`` may pick the 4-layer student: ``reader.shipped_reader``)."""
     from models.bert import int8_engine, resolve_precision
+    from service.agreement import conflict_ratio
 
     folder = getattr(reader, "model_dir", None)
     run = getattr(reader, "run_precision", None) or resolve_precision(
@@ -86,15 +87,8 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
         "precision": settings.precision,
         "precision_run": run,
         "int8_engine": int8_engine() if run == "int8" else None,  # FBGEMM and oneDNN round apart
-        "conflict_share": _conflict_share(reader),
+        "conflict_share": conflict_ratio(reader),
     }
-
-
-def _conflict_share(reader: Any) -> float:
-    from service.agreement import CONFLICT_RATIO
-
-    share = getattr(reader, "conflict_share", None)
-    return CONFLICT_RATIO if share is None else float(share)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:

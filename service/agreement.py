@@ -445,6 +445,12 @@ def _disagrees(
     return any(contradicts(x.text, y.text) for x in best.citations for y in other.citations)
 
 
+def conflict_ratio(reader: object) -> float:
+    """The share ``reader`` counts conflicts at: its own (``conflict_share``) or the default."""
+    share = getattr(reader, "conflict_share", None)
+    return CONFLICT_RATIO if share is None else float(share)
+
+
 def merge_answers(
     answers: Sequence[Answer],
     question: str = "",

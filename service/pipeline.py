@@ -27,7 +27,7 @@ from index import (
 from index.index import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader, shipped_reader
 from reader.trained import DEFAULT_FOCUS as READ_FOCUS
-from service.agreement import CONFLICT_RATIO, Agreement, MergedAnswer, agreement_of, merge_answers
+from service.agreement import Agreement, MergedAnswer, agreement_of, conflict_ratio, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
 log = logging.getLogger(__name__)
@@ -547,8 +547,7 @@ class Pipeline:
         hits = retrieved[:top_k]
         answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
         read = {h.passage.passage_id: f"{index.title(h.passage.doc_id)}\n{h.passage.text}" for h in hits}
-        share = self.reader.conflict_share
-        merged = merge_answers(answers, question, read, CONFLICT_RATIO if share is None else share)
+        merged = merge_answers(answers, question, read, conflict_ratio(self.reader))
         return AskResult(question, merged, hits, retrieved, index)
 
     def document(self, doc_id: str) -> Document:
