@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    from pydantic import ValidationError
+
     from corpus import ChunkParams
     from eval.cli import _cached_pipeline, corpus_with
     from eval.gold import load_gold
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         settings = Settings(**overrides)
+    except ValidationError as exc:  # a CITEQA_* variable that does not parse
+        print(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    try:
         chunking = ChunkParams(settings.max_words, settings.overlap_words)
         docs = corpus_with([GOLD / "agreement" / "docs"], Path(settings.corpus_dir))
         with_docs = _cached_pipeline(docs, Path(settings.corpus_dir), settings, chunking)

@@ -89,3 +89,10 @@ def test_bad_shares_are_one_line_and_exit_2(shares, message, capsys):
     assert main(["--shares", shares]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --shares") and message in err and "\n" not in err
+
+
+def test_a_bad_setting_from_the_environment_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("CITEQA_INT8_ENGINE", "mkl")
+    assert main(["--shares", "0.3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: int8_engine") and "\n" not in err
