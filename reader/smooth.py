@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         "reader_dir", type=Path, help="a trained reader folder (reader/model, reader/model-small)"
     )
     ap.add_argument(
-        "--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder holding qa-extra/"
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder holding qa-extra/, or a bundle of it (python -m reader.bundle)",
     )
     ap.add_argument("--windows", type=int, default=300, help="training windows to measure ranges on")
     ap.add_argument("--check", type=int, default=300, help="other training windows to choose alpha on")
@@ -118,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--windows and --check must be at least 1")
     if any(not 0 < a <= 1 for a in args.alpha or ()):
         ap.error("--alpha must be above 0 and at most 1")
+    from reader.bundle import run_on_data
 
+    return run_on_data(args, _run)  # --data: a folder, or a bundle (python -m reader.bundle)
+
+
+def _run(args: argparse.Namespace) -> int:
     train = args.data / TRAIN_FILE
     if not train.exists():
         print(f"skipping: no training data at {train} (pass --data DIR)", file=sys.stderr)

@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         type=Path,
         default=ROOT.parent / "shared" / "data",
-        help="folder holding squad/ and qa-extra/",
+        help="folder holding squad/ and qa-extra/, or a bundle of them (python -m reader.bundle)",
     )
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
     ap.add_argument(
@@ -412,7 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the weights in --out; redo only the calibration and threshold",
     )
     args = ap.parse_args(argv)
+    from reader.bundle import run_on_data
 
+    # --data: a folder, or a bundle (python -m reader.bundle)
+    return run_on_data(args, lambda a: _run(a, ap))
+
+
+def _run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     squad = args.data / SQUAD_FILE
     if not squad.exists():
         print(f"skipping: no training data at {squad} (pass --data DIR)", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reader import smooth
+from reader import bundle, smooth
 from reader.qa_model import MODEL_DIR, SMALL_DIR, Windows, base_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,9 @@ def test_fit_writes_scales_that_int8_loads(tmp_path, capsys):
     shutil.copytree(SMALL_DIR, folder)
     (folder / SMOOTHING_FILE).unlink()
     _squad_file(tmp_path / "data", 16)
-    args = [str(folder), "--data", str(tmp_path / "data"), "--windows", "8", "--check", "8", "--alpha", "0.9"]
+    bundled = tmp_path / "data.tar.gz"  # read from a bundle, as on a machine without the folder
+    assert bundle.pack(tmp_path / "data", bundled)[0] == [smooth.TRAIN_FILE]
+    args = [str(folder), "--data", str(bundled), "--windows", "8", "--check", "8", "--alpha", "0.9"]
     assert smooth.main(args) == 0
     err = capsys.readouterr().err
     assert "int8 without smoothing" in err and "alpha 0.90" in err
