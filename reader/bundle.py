@@ -1,6 +1,6 @@
 """The training data as one file, for training where the data folder is not: a GPU machine that
 gets the checkout and little else. ``python -m reader.bundle`` packs exactly the files that
-``reader.train`` and ``reader.smooth`` read (gzipped tar, about 18 MB of 65), and both take the
+``reader.train`` and ``reader.smooth`` read (gzipped tar: 17 MiB of 61), and both take the
 file where they take the folder: ``python -m reader.train --data .citeqa/train-data.tar.gz``.
 
 A bundle is unpacked into a temporary folder for the run, with the standard library's "data"
