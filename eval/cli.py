@@ -48,7 +48,7 @@ def _cached_pipeline(docs: list[Document], source: Path, settings: Any, chunking
     return Pipeline(
         corpus_dir=source, index_dir=cache, model_path=settings.model_path, reader=settings.reader,
         reader_threshold=settings.reader_threshold, chunking=chunking, precision=settings.precision,
-        reader_focus=settings.reader_focus, reader_dir=settings.reader_dir,
+        reader_focus=settings.reader_focus, reader_dir=settings.reader_dir, reader_sure=settings.reader_sure,
         max_question_chars=settings.max_question_chars, documents=docs,
     )  # fmt: skip
 
@@ -82,6 +82,7 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
         "reader": reader.name,
         "reader_threshold": getattr(reader, "threshold", None),
         "reader_focus": getattr(reader, "focus", None),
+        "reader_sure": getattr(reader, "sure", None),
         "reader_dir": str(settings.reader_dir) if settings.reader_dir else None,
         "reader_model": folder.name if folder is not None else None,
         "precision": settings.precision,

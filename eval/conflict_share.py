@@ -42,10 +42,10 @@ class _Trial:
     def warm_up(self) -> None:
         self.reader.warm_up()
 
-    def read(self, question: str, passages: Sequence[Any], top_n: int = 3) -> Any:
-        key = (question, tuple(p.passage_id for p in passages), top_n)
+    def read(self, question: str, passages: Sequence[Any], top_n: int = 3, ranked: bool = False) -> Any:
+        key = (question, tuple(p.passage_id for p in passages), top_n, ranked)
         if key not in self._answers:
-            self._answers[key] = self.reader.read(question, passages, top_n)
+            self._answers[key] = self.reader.read(question, passages, top_n, ranked)
         return self._answers[key]
 
 

@@ -32,6 +32,9 @@ class Reader(Protocol):
 
     def warm_up(self) -> None: ...
 
-    def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:
-        """Best answers first, scores in [0, 1]; an empty list means: not answered here."""
+    def read(
+        self, question: str, passages: Sequence[Passage], top_n: int = 3, ranked: bool = False
+    ) -> list[Answer]:
+        """Best answers first, scores in [0, 1]; an empty list means: not answered here.
+        ``ranked``: the passages come best first, and the reader may leave some unread."""
         ...

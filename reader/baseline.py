@@ -130,7 +130,10 @@ class BaselineReader:
         words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
         return [stemmer.stemWord(w) for w in words if w and w not in _STOP]
 
-    def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:
+    def read(
+        self, question: str, passages: Sequence[Passage], top_n: int = 3, ranked: bool = False
+    ) -> list[Answer]:
+        """``ranked`` changes nothing: this reader reads every passage's sentences."""
         sentences = [_Sentence(p, s, e, p.sentence_text((s, e))) for p in passages for s, e in p.sentences]
         q_terms = set(self._terms(question))
         if not sentences or not q_terms:

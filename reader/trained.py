@@ -7,14 +7,14 @@ import bisect
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from corpus import Passage
 from corpus.analysis import MONTHS, ONES, SCALES, TENS, alternation
 from reader.base import Answer
-from reader.qa_model import MODEL_DIR, SMALL_DIR, Windows, base_model_dir, decode_spans, sigmoid
+from reader.qa_model import MODEL_DIR, SMALL_DIR, Span, Windows, base_model_dir, decode_spans, sigmoid
 
 # Characters read per passage around its best-matching sentences (0: whole passages). Reading
 # 300 cuts the tokens read by about 36 % and cost nothing on the tuning articles (citeqa eval
@@ -22,6 +22,11 @@ from reader.qa_model import MODEL_DIR, SMALL_DIR, Windows, base_model_dir, decod
 # (web text, long questions) lost 3 F1 (78.08 -> 75.13), so it is offered, not the default:
 # CITEQA_READER_FOCUS=300 trades that for speed where the CPU is slow.
 DEFAULT_FOCUS = 0
+
+# Passages in rank order: a document's further passages are read only where its first one gave no
+# answer at least this probable (0: every passage at once). 0.5 is where the calibration says an
+# answer is more likely right than wrong; it was chosen so, not fitted.
+DEFAULT_SURE = 0.5
 
 
 def shipped_reader(precision: str = "auto") -> Path:
@@ -42,14 +47,15 @@ def shipped_reader(precision: str = "auto") -> Path:
 
 
 class TrainedReader:
-    """Reads every passage in one batched forward pass and keeps the best spans across them.
+    """Reads the passages in batched forward passes and keeps the best spans across them.
 
     Spans that overlap a better span of the same document are dropped as variants of it, and so
     are spans that run across a sentence boundary or a clause break: an answer is read inside one
     sentence.
 
     With ``focus``, each passage is read only around its sentences that match the question best
-    (``reader.focus``), up to that many characters; 0 reads whole passages.
+    (``reader.focus``), up to that many characters; 0 reads whole passages. With ``sure``, passages
+    given in rank order are read in two steps (``read``).
 
     A span's score is its start+end logit minus its window's no-answer logit, mapped by the
     logistic calibration fitted on the tuning articles to the probability that it is right.
@@ -63,9 +69,11 @@ class TrainedReader:
         threshold: float | None = None,
         precision: str = "auto",
         focus: int = DEFAULT_FOCUS,
+        sure: float = DEFAULT_SURE,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.focus = focus
+        self.sure = sure
         self._threshold = threshold
         self.precision = precision
         self._model: Any = None
@@ -113,37 +121,91 @@ class TrainedReader:
         cal = self.meta["calibration"]
         return sigmoid(cal["a"] * margin + cal["b"])
 
+    def views(self, question: str, passages: Sequence[Passage]) -> list[_View]:
+        """What is read of each passage: all of it, or with ``focus`` its best-matching sentences
+        (chosen over all of ``passages`` together)."""
+        if not self.focus:
+            return [_View.of(p) for p in passages]
+        from reader.focus import select
+
+        chosen = select(question, passages, self.focus)
+        return [_View.of(p, keep) for p, keep in zip(passages, chosen, strict=True)]
+
     def windows(self, question: str, passages: Sequence[Passage]) -> tuple[list[_View], Windows]:
         """What is read: each passage's view (whole, or focused) and the model's windows over them."""
         self.warm_up()
-        if self.focus:
-            from reader.focus import select
+        views = self.views(question, passages)
+        return views, self.encode(question, views)
 
-            chosen = select(question, passages, self.focus)
-            views = [_View.of(p, keep) for p, keep in zip(passages, chosen, strict=True)]
-        else:
-            views = [_View.of(p) for p in passages]
-        enc = Windows(
+    def encode(self, question: str, views: Sequence[_View]) -> Windows:
+        """The model's windows over ``views``."""
+        return Windows(
             self._tokenizer, question, [v.text for v in views], self.meta["max_len"], self.meta["stride"]
         )
-        return views, enc
 
-    def read(self, question: str, passages: Sequence[Passage], top_n: int = 3) -> list[Answer]:
+    def read(
+        self, question: str, passages: Sequence[Passage], top_n: int = 3, ranked: bool = False
+    ) -> list[Answer]:
+        """The best ``top_n`` answers in ``passages``, best first.
+
+        ``ranked`` says the passages come best first (retrieval's order). Then, with ``sure``,
+        each document's first passage is read, and that document's further passages only where
+        it gave no answer at least ``sure`` probable: a document that already answered is not
+        read again, while every document is still read once, so agreement between documents
+        (``service.agreement``) sees each of them. The answers are those the same reading in one
+        pass would give for the passages read.
+        """
         if not passages or not question.strip():
             return []
-        views, enc = self.windows(question, passages)
+        self.warm_up()
+        views = self.views(question, passages)
+        if not (ranked and self.sure):
+            return self._answers(
+                question, passages, views, self._spans(question, views, range(len(views))), top_n
+            )
+        firsts: list[int] = []
+        for i, p in enumerate(passages):
+            if all(passages[j].doc_id != p.doc_id for j in firsts):
+                firsts.append(i)
+        spans = self._spans(question, views, firsts)
+        if len(firsts) < len(passages):
+            found = self._answers(question, passages, views, spans, len(passages))
+            settled = {a.doc_id for a in found if a.score >= self.sure}
+            later = [i for i, p in enumerate(passages) if i not in firsts and p.doc_id not in settled]
+            if later:
+                # stable: spans of equal score keep passage order, as in one pass
+                spans = sorted(
+                    spans + self._spans(question, views, later), key=lambda s: (-s[0].score, s[0].context)
+                )
+        return self._answers(question, passages, views, spans, top_n)
+
+    def _spans(self, question: str, views: Sequence[_View], which: Sequence[int]) -> list[tuple[Span, float]]:
+        """The candidate spans of the views at ``which`` (their ``context`` an index into ``views``)
+        with their probabilities, best score first."""
+        if not which:
+            return []
+        enc = self.encode(question, [views[i] for i in which])
         logits = self._model(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
         spans = decode_spans(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])
-        probs = [self.probability(s.score - s.null) for s in spans]
+        return [(replace(s, context=which[s.context]), self.probability(s.score - s.null)) for s in spans]
+
+    def _answers(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        views: Sequence[_View],
+        spans: Sequence[tuple[Span, float]],
+        top_n: int,
+    ) -> list[Answer]:
         # Only spans above the threshold can be answers; one below it matters only by marking its
         # place as seen, which can turn away a later span of the same document. So the walk
         # stops at the last span above the threshold, and skips those below it in documents no
         # such span is in: the same answers, without mapping and testing hundreds of spans.
-        above = [i for i, prob in enumerate(probs) if prob >= self.threshold]
-        wanted = {passages[spans[i].context].doc_id for i in above}
+        above = [i for i, (_, prob) in enumerate(spans) if prob >= self.threshold]
+        wanted = {passages[spans[i][0].context].doc_id for i in above}
         answers: list[Answer] = []
         seen: set[tuple[str, int, int]] = set()
-        for span, prob in zip(spans[: above[-1] + 1 if above else 0], probs, strict=False):
+        for span, prob in spans[: above[-1] + 1 if above else 0]:
             p = passages[span.context]
             if p.doc_id not in wanted:
                 continue

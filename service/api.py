@@ -67,6 +67,7 @@ def pipeline_options(settings: Settings) -> dict[str, Any]:
         "reader_threshold": settings.reader_threshold,
         "precision": settings.precision,
         "reader_focus": settings.reader_focus,
+        "reader_sure": settings.reader_sure,
         "reader_dir": settings.reader_dir,
         "chunking": ChunkParams(settings.max_words, settings.overlap_words),
         "max_question_chars": settings.max_question_chars,

@@ -27,6 +27,7 @@ from index import (
 from index.index import REBUILD_HINT
 from reader import BaselineReader, Reader, TrainedReader, shipped_reader
 from reader.trained import DEFAULT_FOCUS as READ_FOCUS
+from reader.trained import DEFAULT_SURE as READ_SURE
 from service.agreement import Agreement, MergedAnswer, agreement_of, conflict_ratio, merge_answers
 from service.errors import BadInputError, ConflictError, NotFoundError, NotReadyError, from_corpus_error
 
@@ -144,6 +145,7 @@ def make_reader(
     precision: str = "auto",
     focus: int = READ_FOCUS,
     model_dir: str | Path | None = None,
+    sure: float = READ_SURE,
 ) -> Reader:
     if name == "baseline":
         if model_dir is not None:  # a folder the user named and would silently not get
@@ -152,7 +154,7 @@ def make_reader(
     if name == "trained":
         if model_dir is None:
             folder = shipped_reader(precision)
-            return TrainedReader(folder, threshold=threshold, precision=precision, focus=focus)
+            return TrainedReader(folder, threshold=threshold, precision=precision, focus=focus, sure=sure)
         folder = Path(model_dir)
         needed = ("model.safetensors", "reader.json", "config.json")
         missing = [f for f in needed if not (folder / f).is_file()]
@@ -179,7 +181,7 @@ def make_reader(
                 f"reader folder {model_dir}: reader.json's conflict_share must be a number in (0, 1], "
                 f"not {share!r}"
             )
-        return TrainedReader(model_dir, threshold=threshold, precision=precision, focus=focus)
+        return TrainedReader(model_dir, threshold=threshold, precision=precision, focus=focus, sure=sure)
     raise BadInputError(f"unknown reader {name!r} (choose from: {', '.join(READERS)})")
 
 
@@ -263,6 +265,7 @@ class Pipeline:
         load_options: LoadOptions = LoadOptions(),
         reader_focus: int = READ_FOCUS,
         reader_dir: str | Path | None = None,
+        reader_sure: float = READ_SURE,
     ) -> None:
         """``documents``, when given, are used instead of reading ``corpus_dir``.
 
@@ -281,7 +284,13 @@ class Pipeline:
         self.precision = precision
         self.embedder = embedder or Embedder(model_path, precision=precision)
         self.reader = make_reader(
-            reader, self.embedder, reader_threshold, precision, reader_focus, model_dir=reader_dir
+            reader,
+            self.embedder,
+            reader_threshold,
+            precision,
+            reader_focus,
+            model_dir=reader_dir,
+            sure=reader_sure,
         )
         self.index: Index | None = None
         # queries run in parallel: the tokenizers are set up once and never changed, and the
@@ -545,7 +554,7 @@ class Pipeline:
         allowed = only.documents(index)
         retrieved = index.search(query or question, max(top_k, retrieve_k or 0), only=allowed)
         hits = retrieved[:top_k]
-        answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k))
+        answers = self.reader.read(question, [h.passage for h in hits], top_n=max(3, top_k), ranked=True)
         read = {h.passage.passage_id: f"{index.title(h.passage.doc_id)}\n{h.passage.text}" for h in hits}
         merged = merge_answers(answers, question, read, conflict_ratio(self.reader))
         return AskResult(question, merged, hits, retrieved, index)

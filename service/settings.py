@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corpus import LoadOptions
-from reader.trained import DEFAULT_FOCUS
+from reader.trained import DEFAULT_FOCUS, DEFAULT_SURE
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "docs"
 
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         le=100_000,
         description="trained reader: per passage, read the sentences that best match the question, "
         "up to this many characters (0: whole passages)",
+    )
+    reader_sure: float = Field(
+        DEFAULT_SURE,
+        ge=0,
+        le=1,
+        description="trained reader: read a document's further passages only where its best-ranked "
+        "passage gave no answer at least this probable (0: read every passage)",
     )
     max_words: int = Field(120, ge=16, le=400, description="passage size in words")
     overlap_words: int = Field(30, ge=0, le=200, description="words repeated between passages")

@@ -151,7 +151,7 @@ class ScriptedReader:
     def warm_up(self) -> None:
         pass
 
-    def read(self, question, passages, top_n=3):
+    def read(self, question, passages, top_n=3, ranked=False):
         from reader import Answer
 
         out = []

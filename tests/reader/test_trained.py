@@ -277,3 +277,54 @@ def test_spans_below_the_threshold_only_count_as_seen_within_their_document(monk
     answer_span = trained._View.answer_span
     monkeypatch.setattr(trained._View, "answer_span", lambda *x: mapped.append(x) or answer_span(*x))
     assert r.read(question, [a, b, c]) == [] and mapped == []
+
+
+def test_ranked_reading_reads_a_documents_further_passages_only_where_it_is_unsure(monkeypatch):
+    """Passages in rank order: each document's first passage is read, and that document's further
+    passages only where it gave no answer at least ``sure`` probable. The answers are those of
+    reading the same passages in one pass (fp32: logits do not depend on what shares the pass)."""
+    r = TrainedReader(SMALL_DIR, precision="fp32")
+    r.warm_up()
+    assert r.sure == 0.5  # the default: more likely right than wrong
+    d1 = chunk(Document("d1.txt", "d1", TEXT), ChunkParams(max_words=14, overlap_words=0))
+    d2 = chunk(
+        Document("d2.txt", "d2", "The second summit of the two leaders was held in Hanoi in February 2019.")
+    )
+    visit = next(p for p in d1 if "Ho Chi Minh" in p.text)
+    summit = next(p for p in d1 if "Hanoi" in p.text)
+    first = d1[0]
+    assert len({first.passage_id, visit.passage_id, summit.passage_id}) == 3
+    passes: list[list[str]] = []
+    windows = r.encode
+    monkeypatch.setattr(
+        r, "encode", lambda q, views: passes.append([v.passage.doc_id for v in views]) or windows(q, views)
+    )
+
+    def ids(answers):
+        return [(a.text, a.passage_id, a.score) for a in answers]
+
+    # the first passage of d1 answers surely: d1's further passage is not read
+    question = "Who visited Pyongyang in July 1957?"
+    assert r.read(question, [visit])[0].score >= r.sure
+    passes.clear()
+    got = r.read(question, [visit, summit, d2[0]], ranked=True)
+    assert passes == [["d1.txt", "d2.txt"]]
+    assert ids(got) == ids(r.read(question, [visit, d2[0]]))
+    assert "Ho Chi Minh" in got[0].text
+
+    # d1's first passage does not answer: its next one is read in a second pass; d2 answered
+    question = "Where was the summit held?"
+    assert all(a.score < r.sure for a in r.read(question, [first]))
+    passes.clear()
+    got = r.read(question, [first, summit, d2[0]], ranked=True)
+    assert passes == [["d1.txt", "d2.txt"], ["d1.txt"]]
+    assert ids(got) == ids(r.read(question, [first, summit, d2[0]]))
+    assert {a.doc_id for a in got if a.text == "Hanoi"} == {"d1.txt", "d2.txt"}
+
+    # unranked, or with sure 0, every passage is read in one pass
+    for ranked, sure in ((False, 0.5), (True, 0.0)):
+        monkeypatch.setattr(r, "sure", sure)
+        passes.clear()
+        r.read(question, [first, summit, d2[0]], ranked=ranked)
+        assert passes == [["d1.txt", "d1.txt", "d2.txt"]]
+    assert make_reader("trained", embedder=None, sure=0.25).sure == 0.25  # type: ignore[arg-type]

@@ -217,6 +217,24 @@ def test_the_four_agreement_values_through_the_pipeline(scripted_pipeline, quest
             assert scripted_pipeline.document(c.doc_id).text[c.start : c.end] == c.text
 
 
+def test_the_pipeline_hands_the_reader_its_passages_best_first(scripted_pipeline, monkeypatch):
+    """``ranked``: the trained reader may then leave a document's further passages unread
+    (``TrainedReader.read``), while every document among them is still read once."""
+    calls = []
+    read = scripted_pipeline.reader.read
+
+    def recording(question, passages, top_n=3, ranked=False):
+        calls.append((list(passages), ranked))
+        return read(question, passages, top_n)
+
+    monkeypatch.setattr(scripted_pipeline.reader, "read", recording)
+    result = scripted_pipeline.ask("Who built Harlow Mill?")
+    [(passages, ranked)] = calls
+    assert ranked and passages == [h.passage for h in result.hits] == [
+        h.passage for h in result.retrieved[:3]
+    ]
+
+
 def test_agreeing_documents_are_one_answer_and_a_conflict_keeps_both_sides(scripted_pipeline):
     [carter] = scripted_pipeline.ask("Who built Harlow Mill?").answers
     assert carter.documents == 2 and [c.doc_id for c in carter.citations] == [
