@@ -7,6 +7,7 @@ with character offsets, and decoding start/end logits into scored character span
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,39 +225,81 @@ class Windows:
         return ids
 
 
-def decode_spans(
+@dataclass(frozen=True)
+class SpanTable:
+    """Candidate spans as columns, best score first: what ``decode_spans`` lists, without an
+    object per span (a question's passes give a few hundred, of which the reader looks at few)."""
+
+    context: np.ndarray  # which context (of those windowed together)
+    start: np.ndarray  # character offsets into that context
+    end: np.ndarray
+    score: np.ndarray  # start logit + end logit (float64 of the float32 sum)
+    null: np.ndarray  # the window's no-answer score
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def renumbered(self, contexts: Sequence[int]) -> SpanTable:
+        """The same spans, context ``i`` renamed ``contexts[i]``."""
+        return SpanTable(
+            np.asarray(contexts, dtype=np.int64)[self.context], self.start, self.end, self.score, self.null
+        )
+
+    @staticmethod
+    def joined(tables: Sequence[SpanTable]) -> SpanTable:
+        """All spans of ``tables``, best score first; equal scores in context order, then in the
+        order they had (as one table over all the contexts would list them)."""
+        cols = [
+            np.concatenate([getattr(t, k) for t in tables])
+            for k in ("context", "start", "end", "score", "null")
+        ]
+        order = np.lexsort((cols[0], -cols[3]))  # stable
+        return SpanTable(*(c[order] for c in cols))
+
+
+def span_table(
     enc: Any, start_logits: np.ndarray, end_logits: np.ndarray, max_answer_tokens: int = 30, top: int = 20
-) -> list[Span]:
-    """The best spans of every window, each with its window's null score; best first."""
-    spans: list[Span] = []
+) -> SpanTable:
+    """The best spans of every window: pairs of its ``top`` start and ``top`` end tokens inside the
+    context, at most ``max_answer_tokens`` long, each with its window's null score; best first
+    (equal scores in window order, then start rank, then end rank)."""
     mapping = enc["overflow_to_sample_mapping"]
+    parts: list[tuple[np.ndarray, ...]] = []
     for w in range(len(start_logits)):
         seq_ids = enc.sequence_ids(w)
-        offsets = enc["offset_mapping"][w]
         ctx = [i for i, s in enumerate(seq_ids) if s == 1]
         if not ctx:
             continue
         lo, hi = ctx[0], ctx[-1]
         s_log, e_log = start_logits[w], end_logits[w]
-        null = float(s_log[0] + e_log[0])
         starts = lo + np.argsort(-s_log[lo : hi + 1])[:top]
         ends = lo + np.argsort(-e_log[lo : hi + 1])[:top]
-        for i in starts:
-            for j in ends:
-                if j < i or j - i + 1 > max_answer_tokens:
-                    continue
-                spans.append(
-                    Span(
-                        int(mapping[w]),
-                        int(offsets[i][0]),
-                        int(offsets[j][1]),
-                        float(s_log[i] + e_log[j]),
-                        null,
-                    )
-                )
-    spans.sort(key=lambda s: -s.score)
-    return spans
+        i, j = (a.ravel() for a in np.meshgrid(starts, ends, indexing="ij"))  # for each start, each end
+        keep = (j >= i) & (j - i + 1 <= max_answer_tokens)
+        i, j = i[keep], j[keep]
+        offsets = np.asarray(enc["offset_mapping"][w])
+        n = len(i)
+        parts.append((
+            np.full(n, int(mapping[w]), dtype=np.int64), offsets[i, 0].astype(np.int64),
+            offsets[j, 1].astype(np.int64), (s_log[i] + e_log[j]).astype(np.float64),
+            np.full(n, float(s_log[0] + e_log[0])),
+        ))  # fmt: skip
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return SpanTable(empty, empty, empty, np.zeros(0), np.zeros(0))
+    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    order = np.argsort(-cols[3], kind="stable")
+    return SpanTable(*(c[order] for c in cols))
 
 
-def sigmoid(x: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-x)))
+def decode_spans(
+    enc: Any, start_logits: np.ndarray, end_logits: np.ndarray, max_answer_tokens: int = 30, top: int = 20
+) -> list[Span]:
+    """The best spans of every window, each with its window's null score; best first."""
+    t = span_table(enc, start_logits, end_logits, max_answer_tokens, top)
+    return [
+        Span(c, a, b, s, n)
+        for c, a, b, s, n in zip(
+            t.context.tolist(), t.start.tolist(), t.end.tolist(), t.score.tolist(), t.null.tolist()
+        )
+    ]

@@ -7,14 +7,16 @@ import bisect
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from corpus import Passage
 from corpus.analysis import MONTHS, ONES, SCALES, TENS, alternation
 from reader.base import Answer
-from reader.qa_model import MODEL_DIR, SMALL_DIR, Span, Windows, base_model_dir, decode_spans, sigmoid
+from reader.qa_model import MODEL_DIR, SMALL_DIR, SpanTable, Windows, base_model_dir, span_table
 
 # Characters read per passage around its best-matching sentences (0: whole passages). Reading
 # 300 cuts the tokens read by about 36 % and cost nothing on the tuning articles (citeqa eval
@@ -117,9 +119,10 @@ class TrainedReader:
 
         return reader_precision(self.precision, self.model_dir)
 
-    def probability(self, margin: float) -> float:
+    def probability(self, margin: np.ndarray) -> np.ndarray:
+        """The calibrated probability that a span of this score minus null is right."""
         cal = self.meta["calibration"]
-        return sigmoid(cal["a"] * margin + cal["b"])
+        return np.asarray(1.0 / (1.0 + np.exp(-(cal["a"] * margin + cal["b"]))))
 
     def views(self, question: str, passages: Sequence[Passage]) -> list[_View]:
         """What is read of each passage: all of it, or with ``focus`` its best-matching sentences
@@ -161,55 +164,57 @@ class TrainedReader:
         views = self.views(question, passages)
         if not (ranked and self.sure):
             return self._answers(
-                question, passages, views, self._spans(question, views, range(len(views))), top_n
+                question, passages, views, self._table(question, views, range(len(views))), top_n
             )
         firsts: list[int] = []
         for i, p in enumerate(passages):
             if all(passages[j].doc_id != p.doc_id for j in firsts):
                 firsts.append(i)
-        spans = self._spans(question, views, firsts)
+        table = self._table(question, views, firsts)
         if len(firsts) < len(passages):
-            found = self._answers(question, passages, views, spans, len(passages))
+            found = self._answers(question, passages, views, table, len(passages))
             settled = {a.doc_id for a in found if a.score >= self.sure}
             later = [i for i, p in enumerate(passages) if i not in firsts and p.doc_id not in settled]
             if later:
-                # stable: spans of equal score keep passage order, as in one pass
-                spans = sorted(
-                    spans + self._spans(question, views, later), key=lambda s: (-s[0].score, s[0].context)
-                )
-        return self._answers(question, passages, views, spans, top_n)
+                table = SpanTable.joined([table, self._table(question, views, later)])
+        return self._answers(question, passages, views, table, top_n)
 
-    def _spans(self, question: str, views: Sequence[_View], which: Sequence[int]) -> list[tuple[Span, float]]:
-        """The candidate spans of the views at ``which`` (their ``context`` an index into ``views``)
-        with their probabilities, best score first."""
-        if not which:
-            return []
+    def _table(self, question: str, views: Sequence[_View], which: Sequence[int]) -> SpanTable:
+        """The candidate spans of the views at ``which`` (their ``context`` an index into ``views``),
+        best score first."""
         enc = self.encode(question, [views[i] for i in which])
         logits = self._model(enc.input_ids, enc.attention_mask, enc.token_type_ids).numpy()
-        spans = decode_spans(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])
-        return [(replace(s, context=which[s.context]), self.probability(s.score - s.null)) for s in spans]
+        table = span_table(enc, logits[:, :, 0], logits[:, :, 1], self.meta["max_answer_tokens"])
+        return table.renumbered(which)
 
     def _answers(
-        self,
-        question: str,
-        passages: Sequence[Passage],
-        views: Sequence[_View],
-        spans: Sequence[tuple[Span, float]],
-        top_n: int,
+        self, question: str, passages: Sequence[Passage], views: Sequence[_View], table: SpanTable, top_n: int
     ) -> list[Answer]:
+        probs = self.probability(table.score - table.null)
         # Only spans above the threshold can be answers; one below it matters only by marking its
         # place as seen, which can turn away a later span of the same document. So the walk
         # stops at the last span above the threshold, and skips those below it in documents no
         # such span is in: the same answers, without mapping and testing hundreds of spans.
-        above = [i for i, (_, prob) in enumerate(spans) if prob >= self.threshold]
-        wanted = {passages[spans[i][0].context].doc_id for i in above}
+        above = np.flatnonzero(probs >= self.threshold)
+        if not len(above):
+            return []
+        stop = int(above[-1]) + 1
+        contexts = table.context[:stop].tolist()
+        wanted = {passages[contexts[i]].doc_id for i in above.tolist()}
         answers: list[Answer] = []
         seen: set[tuple[str, int, int]] = set()
-        for span, prob in spans[: above[-1] + 1 if above else 0]:
-            p = passages[span.context]
+        walk = zip(
+            contexts,
+            table.start[:stop].tolist(),
+            table.end[:stop].tolist(),
+            probs[:stop].tolist(),
+            strict=True,
+        )
+        for context, span_start, span_end, prob in walk:
+            p = passages[context]
             if p.doc_id not in wanted:
                 continue
-            mapped = views[span.context].answer_span(span.start, span.end)
+            mapped = views[context].answer_span(span_start, span_end)
             if mapped is None:
                 continue
             start, end = mapped
