@@ -2,7 +2,9 @@
 
 For each CPU kind (``native``, and ``avx2``: this CPU capped at AVX2 by ``bench.cpu.AVX2_ENV``)
 and each variant (model precision, and whether the reader reads whole passages or focuses on the
-sentences that match the question, ``CITEQA_READER_FOCUS``), measured in one run:
+sentences that match the question, ``CITEQA_READER_FOCUS``; with ``--sure``, also how sure a
+document's first passage must be for its further ones to go unread, ``CITEQA_READER_SURE``),
+measured in one run:
 
 - indexing: passages/s for the default corpus, per precision;
 - where one /ask goes, in process over the seed questions (medians): query embedding, search
@@ -172,22 +174,30 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         # each reader in turn, every variant with it: their rows compare within one run
         readers: list[Path | None] = list(args.reader_dir or [None])
-        todo = [(r, p, f) for r in readers
+        todo = [(r, p, f, sure) for r in readers
                 for p, f in variants(cpu["native_bf16"], r is None and auto_dir != MODEL_DIR)
-                if not args.only or f"{p}/{f}" in args.only.split(",")]  # fmt: skip
+                if not args.only or f"{p}/{f}" in args.only.split(",")
+                for sure in args.sure or [None]]  # fmt: skip
         # the embedder's speed per precision it runs in (auto's is fp32's or bf16's: not measured twice)
-        speed = {p: fresh(indexing, p) for p in dict.fromkeys(resolve_precision(p) for _, p, _ in todo)}
-        for reader_dir, precision, focus in todo:
+        speed = {p: fresh(indexing, p) for p in dict.fromkeys(resolve_precision(p) for _, p, _, _ in todo)}
+        for reader_dir, precision, focus, sure in todo:
             if reader_dir is None:
                 os.environ.pop("CITEQA_READER_DIR", None)
             else:  # every child (stages, the server, the eval runs) inherits it
                 os.environ["CITEQA_READER_DIR"] = str(reader_dir.resolve())
+            if sure is None:
+                os.environ.pop("CITEQA_READER_SURE", None)
+            else:  # inherited the same way
+                os.environ["CITEQA_READER_SURE"] = str(sure)
             name = "" if reader_dir is None else _reader_name(reader_dir)
-            print(f"[{cpu['kind']}] {name + ', ' if name else ''}{precision}, focus {focus}…",
+            print(f"[{cpu['kind']}] {name + ', ' if name else ''}{precision}, focus {focus}"
+                  + ("" if sure is None else f", sure {sure}") + "…",
                   file=sys.stderr, flush=True)  # fmt: skip
             index_dir = work / f"index-{precision}"
             row: dict[str, Any] = {"precision": precision, "focus": focus,
                                    "index_passages_per_s": speed[resolve_precision(precision)]}  # fmt: skip
+            if sure is not None:
+                row["sure"] = sure
             if name:
                 row = {"reader": name, **row}
             row.update(fresh(stages, precision, focus, index_dir))
@@ -207,7 +217,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     return {"cpu": cpu, "auto": auto, "int8_engine": int8_engine(), "rows": rows}
 
 
-LABELS = ("reader", "precision", "focus")  # the table's columns that name a row, left-aligned
+LABELS = ("reader", "precision", "focus", "sure")  # the table's columns that name a row, left-aligned
 
 
 def table(result: dict[str, Any]) -> str:
@@ -215,7 +225,10 @@ def table(result: dict[str, Any]) -> str:
     if result.get("note"):
         out += [result["note"], ""]
     cols = [("reader", "reader")] if any("reader" in r for k in result["kinds"] for r in k["rows"]) else []
-    cols += [("precision", "precision"), ("focus", "focus"), ("tokens", "tokens read"),
+    cols += [("precision", "precision"), ("focus", "focus")]
+    if any("sure" in r for k in result["kinds"] for r in k["rows"]):
+        cols.append(("sure", "sure"))
+    cols += [("tokens", "tokens read"),
             ("embed_ms", "embed ms"), ("search_ms", "search ms"), ("read_ms", "read ms"),
             ("c1_p50_ms", "/ask p50 ms"), ("c1_p99_ms", "p99 ms"), ("c8_requests_per_s", "c8 req/s"),
             ("c8_p99_ms", "c8 p99 ms"), ("startup_s", "start-up s"), ("peak_rss_mb", "RSS MB"),
@@ -237,6 +250,16 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _sure_values(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers between 0 and 1, comma-separated") from None
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers between 0 and 1, comma-separated")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__.split("\n\n")[0])
     ap.add_argument("--kinds", default=",".join(KINDS), help="CPU kinds: native, avx2 (comma-separated)")
@@ -251,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="measure this trained reader instead of the shipped one; repeat it to measure several, "
         "each with every variant, in one run (reader/model is the shipped one)",
+    )
+    ap.add_argument(
+        "--sure",
+        type=_sure_values,
+        default=None,
+        help="CITEQA_READER_SURE values to measure each variant at, e.g. 0.5,0 (default: the setting's)",
     )
     ap.add_argument("--tag", default="", help="added to the results' file name: variants-<date>-<tag>")
     ap.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD JSON for reader-mode accuracy")

@@ -73,3 +73,18 @@ def test_readers_reach_the_workers_as_absolute_paths():
 def test_a_second_reader_dir_without_a_trained_reader_is_refused(tmp_path, capsys):
     assert main(["--reader-dir", "reader/model", "--reader-dir", str(tmp_path)]) == 2
     assert "no reader.json" in capsys.readouterr().err
+
+
+def test_rows_at_several_sure_values_say_which_in_their_own_column(capsys):
+    import pytest
+
+    cpu = {"kind": "native", "model": "Some CPU", "cpus": 2, "instruction_sets": []}
+    rows = [{"precision": "auto", "focus": 0, "sure": 0.5, "tokens": 300.0},
+            {"precision": "auto", "focus": 0, "sure": 0.0, "tokens": 420.0}]  # fmt: skip
+    md = table({"date": "d", "command": "c", "kinds": [{"cpu": cpu, "auto": "int8", "rows": rows}]})
+    assert "| precision | focus | sure | tokens read |" in md
+    assert any(x.startswith("| auto | 0 | 0.0 | 420.0 |") for x in md.splitlines())
+    for bad in ("2", "a,b", ","):
+        with pytest.raises(SystemExit):
+            main(["--sure", bad])
+        assert "--sure" in capsys.readouterr().err
