@@ -171,12 +171,14 @@ class TrainedReader:
             if all(passages[j].doc_id != p.doc_id for j in firsts):
                 firsts.append(i)
         table = self._table(question, views, firsts)
-        if len(firsts) < len(passages):
-            found = self._answers(question, passages, views, table, len(passages))
-            settled = {a.doc_id for a in found if a.score >= self.sure}
-            later = [i for i, p in enumerate(passages) if i not in firsts and p.doc_id not in settled]
-            if later:
-                table = SpanTable.joined([table, self._table(question, views, later)])
+        if len(firsts) == len(passages):
+            return self._answers(question, passages, views, table, top_n)
+        found = self._answers(question, passages, views, table, len(table))  # every answer
+        settled = {a.doc_id for a in found if a.score >= self.sure}
+        later = [i for i, p in enumerate(passages) if i not in firsts and p.doc_id not in settled]
+        if not later:
+            return found[:top_n]  # answers are kept best first: the first top_n are those
+        table = SpanTable.joined([table, self._table(question, views, later)])
         return self._answers(question, passages, views, table, top_n)
 
     def _table(self, question: str, views: Sequence[_View], which: Sequence[int]) -> SpanTable:
