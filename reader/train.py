@@ -29,7 +29,7 @@ import numpy as np
 from reader.qa_model import (
     MODEL_DIR,
     base_model_dir,
-    clip_question,
+    clip_questions,
     decode_spans,
     encode_windows,
     load_reader,
@@ -124,7 +124,8 @@ def featurize(
     token offsets and which tokens are context.
     """
     feats: list[dict[str, Any]] = []
-    examples = [replace(e, question=clip_question(tokenizer, e.question)) for e in examples]
+    clipped = clip_questions(tokenizer, [e.question for e in examples]) if examples else []
+    examples = [replace(e, question=q) for e, q in zip(examples, clipped, strict=True)]
     for lo in range(0, len(examples), 512):
         batch = examples[lo : lo + 512]
         enc = tokenizer(

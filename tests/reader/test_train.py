@@ -188,3 +188,16 @@ def test_a_smaller_student_keeps_the_first_layers_and_serves(data, tmp_path, cap
     (passage,) = chunk(Document("basel.txt", "Basel", CONTEXT))
     for a in reader.read("When was the bridge at Basel built?", [passage]):
         assert CONTEXT[a.start : a.end] == a.text
+
+
+def test_questions_are_clipped_in_one_batch_as_one_at_a_time():
+    from reader.qa_model import MAX_QUESTION_TOKENS, clip_question, clip_questions, load_tokenizer
+
+    tok = load_tokenizer()
+    long = "Which " + " ".join(f"river{i}" for i in range(200)) + " flows north?"
+    questions = ["Who built the mill?", long, "", long[:300]]
+    clipped = clip_questions(tok, questions)
+    assert clipped == [clip_question(tok, q) for q in questions]
+    assert clipped[0] == questions[0] and clipped[2] == ""
+    assert long.startswith(clipped[1]) and len(clipped[1]) < len(long)
+    assert len(tok(clipped[1], add_special_tokens=False)["input_ids"]) == MAX_QUESTION_TOKENS
