@@ -597,6 +597,9 @@ def _run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     print(f"wrote {args.out}")
     if not adapter:  # int8's smoothing, for the new weights (adapters never run in int8)
         fit_smoothing([str(args.out), "--data", str(args.data)])
+    # the share depends on how these weights spread their scores: not carried over from --init
+    print(f"conflict share: the default until `python -m eval.conflict_share --reader-dir {args.out} "
+          "--write` fits this reader's own")  # fmt: skip
     return 0
 
 

@@ -95,6 +95,9 @@ def test_pause_and_resume(data, tmp_path, capsys, keep_threads):
     assert train.main([*args, "--resume"]) == 0
     out = capsys.readouterr().out
     assert "resuming at step 2/" in out
+    assert (
+        f"eval.conflict_share --reader-dir {tmp_path / 'out'} --write" in out
+    )  # the share is not carried over
     meta = json.loads((tmp_path / "out" / "reader.json").read_text())
     assert meta["train"]["steps"] == meta["train"]["planned_steps"] > 2
     assert {"a", "b"} <= set(meta["calibration"]) and 0 < meta["threshold"] < 1
