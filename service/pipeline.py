@@ -549,6 +549,14 @@ class Pipeline:
         turns of a chat); the reader still reads ``question``. ``only`` limits the documents
         searched, before ranking.
         """
+        from models.bert import one_request
+
+        with one_request():
+            return self._ask(question, top_k, retrieve_k, query, only)
+
+    def _ask(
+        self, question: str, top_k: int, retrieve_k: int | None, query: str | None, only: Filter
+    ) -> AskResult:
         question = self.check_question(question, top_k)
         index = self._ready()
         allowed = only.documents(index)

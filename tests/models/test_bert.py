@@ -188,9 +188,9 @@ def test_waiting_calls_are_grouped_by_model_in_order_of_arrival():
     embedder, reader = object(), object()
 
     def forward(runner: object, rows: int, name: str) -> tuple[object, ...]:
-        return (Future(), None, ([name] * rows,), runner)
+        return (Future(), None, ([name] * rows,), runner, 0.0)
 
-    job = (Future(), print, ("job",), None)
+    job = (Future(), print, ("job",), None, 0.0)
     waiting = [forward(embedder, 1, "e1"), forward(reader, 3, "r1"), forward(embedder, 1, "e2"), job,
                forward(reader, 6, "r2"), forward(reader, 3, "r3"), forward(reader, 6, "r4"),
                forward(embedder, 20, "e3")]  # fmt: skip
@@ -198,6 +198,49 @@ def test_waiting_calls_are_grouped_by_model_in_order_of_arrival():
     passes = [[item[2][0][0] if item[3] else "job" for item in group] for group in groups]
     assert passes == [["e1", "e2"], ["r1", "r2", "r3"], ["job"], ["r4"], ["e3"]]
     assert _ModelThread.MAX_ROWS == 16  # r1 + r2 + r3 = 12 rows; r4 would make 18
+
+
+def test_the_oldest_request_goes_first_with_its_models_calls_beside_it():
+    """After each pass the thread runs the pass holding the call of the request that started
+    first; calls of the same model that fit join it, oldest first, and the rest wait."""
+    from concurrent.futures import Future
+
+    from models.bert import _ModelThread
+
+    embedder, reader = object(), object()
+
+    def forward(runner: object, rows: int, name: str, since: float) -> tuple[object, ...]:
+        return (Future(), None, ([name] * rows,), runner, since)
+
+    # new requests' embeddings arrived first; then two older requests' reads
+    pending = [forward(embedder, 1, "new-e1", 5.0), forward(embedder, 1, "new-e2", 6.0),
+               forward(reader, 6, "old-r1", 2.0), forward(reader, 6, "older-r2", 1.0),
+               forward(reader, 6, "newer-r3", 4.0), (Future(), print, ("job",), None, 3.0)]  # fmt: skip
+    names = []
+    while pending:
+        group, pending = _ModelThread._next(pending)  # type: ignore[arg-type]
+        names.append([item[2][0][0] if item[3] else "job" for item in group])
+    # 6 + 6 rows fit a pass, a third read of 6 would not (MAX_ROWS 16)
+    assert names == [["older-r2", "old-r1"], ["job"], ["newer-r3"], ["new-e1", "new-e2"]]
+
+
+def test_model_calls_of_one_request_carry_its_start():
+    import threading
+
+    from models.bert import _REQUEST, one_request
+
+    assert getattr(_REQUEST, "since", None) is None
+    with one_request():
+        first = _REQUEST.since
+        with one_request():  # nested: the outer request's start counts
+            assert _REQUEST.since == first
+        assert _REQUEST.since == first
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(getattr(_REQUEST, "since", None)))
+        other.start()
+        other.join()
+        assert seen == [None]  # another thread's calls are not this request's
+    assert _REQUEST.since is None
 
 
 def test_model_thread_reports_errors_to_the_caller():
