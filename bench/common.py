@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -94,3 +95,29 @@ def ask_once(url: str, question: str, top_k: int = 3) -> float:
     t = time.perf_counter()
     urllib.request.urlopen(req, timeout=120).read()
     return time.perf_counter() - t
+
+
+def load_clients(
+    url: str, questions: list[str], seconds: float, clients: int = 8, stagger: int = 1
+) -> tuple[int, float, list[float]]:
+    """``clients`` threads asking ``url`` the questions in turn for ``seconds``, client ``k``
+    starting at question ``stagger * k``: requests answered, wall seconds, each one's latency."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    end = time.perf_counter() + seconds
+
+    def client(k: int) -> None:
+        i = stagger * k
+        while time.perf_counter() < end:
+            dt = ask_once(url, questions[i % len(questions)])
+            i += 1
+            with lock:
+                latencies.append(dt)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies), time.perf_counter() - t0, latencies

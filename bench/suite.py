@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from bench.common import (
     ask_once,
     build_index,
     latency_ms,
+    load_clients,
     seed_questions,
     server_env,
     start_server,
@@ -93,25 +93,7 @@ def bench_server(
         for q in questions:  # warm-up
             ask_once(url, q)
         c1 = [ask_once(url, questions[i % len(questions)]) for i in range(requests)]
-        c8: list[float] = []
-        lock = threading.Lock()
-        end = time.perf_counter() + seconds_c8
-
-        def client(k: int) -> None:
-            i = k
-            while time.perf_counter() < end:
-                dt = ask_once(url, questions[i % len(questions)])
-                i += 1
-                with lock:
-                    c8.append(dt)
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-        t8 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall8 = time.perf_counter() - t8
+        _, wall8, c8 = load_clients(url, questions, seconds_c8)
         rss = _peak_rss_mb(proc.pid)
     finally:
         stop_server(proc)

@@ -23,7 +23,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from bench.common import (
     ask_once,
     build_index,
     latency_ms,
+    load_clients,
     seed_questions,
     server_env,
     start_server,
@@ -101,29 +101,6 @@ def summary(variants: list[Variant]) -> list[dict[str, Any]]:
     return rows
 
 
-def _load(url: str, questions: list[str], seconds: float) -> tuple[int, float, list[float]]:
-    """``CLIENTS`` clients asking ``url`` for ``seconds``: requests, wall seconds, latencies."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    end = time.perf_counter() + seconds
-
-    def client(k: int) -> None:
-        i = 7 * k  # each client starts elsewhere in the questions
-        while time.perf_counter() < end:
-            dt = ask_once(url, questions[i % len(questions)])
-            i += 1
-            with lock:
-                latencies.append(dt)
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(latencies), time.perf_counter() - t0, latencies
-
-
 def run(variants: list[Variant], kind: str, rounds: int, turn_s: float, c1_requests: int) -> dict[str, Any]:
     caps = AVX2_ENV if kind == "avx2" else {}
     work = Path(tempfile.mkdtemp(prefix="citeqa-turns-"))
@@ -145,7 +122,7 @@ def run(variants: list[Variant], kind: str, rounds: int, turn_s: float, c1_reque
             order = list(range(len(variants)))
             for i in order if r % 2 == 0 else order[::-1]:
                 v, url = variants[i], urls[i]
-                n, seconds, latencies = _load(url, questions, turn_s)
+                n, seconds, latencies = load_clients(url, questions, turn_s, CLIENTS, stagger=7)
                 v.turns.append((n, seconds))
                 v.c8 += latencies
                 start = (r * c1_requests) % len(questions)

@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -54,8 +55,6 @@ _REQUEST = threading.local()
 def one_request() -> Iterator[None]:
     """Model calls made inside belong to one request, and go ahead of calls of requests that
     started later (``_ModelThread``); nested, the outermost request's start counts."""
-    import time
-
     outer = getattr(_REQUEST, "since", None)
     if outer is None:
         _REQUEST.since = time.perf_counter()
@@ -89,8 +88,6 @@ class _ModelThread:
                 self._thread.start()
         if threading.current_thread() is self._thread:  # called from model work: waiting would deadlock
             return fn(*args) if runner is None else runner._forward(*args)
-        import time
-
         future: Future[Any] = Future()
         since = getattr(_REQUEST, "since", None)
         self._queue.put((future, fn, args, runner, time.perf_counter() if since is None else since))
