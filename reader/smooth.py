@@ -35,6 +35,16 @@ TRAIN_FILE = "qa-extra/squad-v1.1-train.json"
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def add_data_argument(ap: argparse.ArgumentParser) -> None:
+    """``--data``: where the SQuAD train windows come from (this module's and ``reader.prune``'s)."""
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder holding qa-extra/, or a bundle of it (python -m reader.bundle)",
+    )
+
+
 def training_windows(path: Path, n: int, seed: int, tokenizer: Any, meta: dict[str, Any]) -> list[Any]:
     """``n`` reader windows, each a random training paragraph with its first question."""
     from reader.qa_model import Windows
@@ -106,12 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "reader_dir", type=Path, help="a trained reader folder (reader/model, reader/model-small)"
     )
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=ROOT.parent / "shared" / "data",
-        help="folder holding qa-extra/, or a bundle of it (python -m reader.bundle)",
-    )
+    add_data_argument(ap)
     ap.add_argument("--windows", type=int, default=300, help="training windows to measure ranges on")
     ap.add_argument("--check", type=int, default=300, help="other training windows to choose alpha on")
     ap.add_argument("--alpha", type=float, action="append", help="try only these (repeatable)")
