@@ -14,9 +14,9 @@ Why our own code: ``transformers`` prunes attention heads only (``prune_heads``)
 a pruning library would be a new dependency for what is a slice of two matrices per layer.
 
 Pruning alone costs accuracy; training with the unpruned reader as teacher wins most of it back
-(README, Performance: "a narrower 4-layer reader", evaluated and not shipped). The folder written here keeps the source's calibration, which
-no longer fits: ``reader.train`` fits a new one after training. Like the trainer, this skips
-cleanly when the training data is absent.
+(README, Performance: "a narrower 4-layer reader", evaluated and not shipped). The folder written
+here keeps the source's calibration, which no longer fits: ``reader.train`` fits a new one after
+training. Like the trainer, this skips cleanly when the training data is absent.
 """
 
 from __future__ import annotations
