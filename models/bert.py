@@ -94,7 +94,6 @@ class _ModelThread:
         return future.result()
 
     def _loop(self) -> None:
-
         pending: list[_Call] = []
         while True:
             if not pending:
