@@ -120,19 +120,11 @@ class Store:
 
     def _load_version(self, folder: Path, embedder: Embedder) -> Index:
         try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-            table = json.loads((folder / "documents.json").read_text())
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            table = json.loads((folder / "documents.json").read_text(encoding="utf-8"))
             docs: dict[str, tuple[Document, str, str]] = {}
             for row in table["documents"]:
-                text = self._blob(row["sha256"]).read_text(encoding="utf-8")
-                if text_sha256(text) != row["sha256"]:
-                    raise ValueError(f"text of {row['doc_id']!r} does not match its checksum")
-                # "pages" is absent in versions written before documents had pages
-                pages = tuple((int(s), int(e)) for s, e in row.get("pages", ()))
-                # "metadata" is absent in versions written before documents had metadata
-                doc = Document(
-                    row["doc_id"], row["title"], text, row.get("source", ""), pages, row.get("metadata", {})
-                )
+                doc = self._document(row)
                 docs[doc.doc_id] = (doc, row["origin"], row["sha256"])
             passages: dict[int, Passage] = {}
             keys_of: dict[str, list[int]] = {d: [] for d in docs}
@@ -154,6 +146,50 @@ class Store:
             raise IndexError_(f"index at {folder} is inconsistent (passage counts differ): {REBUILD_HINT}")
         entries = {d: Entry(doc, origin, tuple(keys_of[d]), sha) for d, (doc, origin, sha) in docs.items()}
         return Index(entries, passages, dense, bm25, embedder, manifest, table.get("corpus_seen", {}))
+
+    def _document(self, row: dict[str, Any]) -> Document:
+        """The document a row of ``documents.json`` names, its text read from its blob."""
+        # bytes, not read_text(): text mode would turn "\r\n" and "\r" into "\n", and the
+        # text would no longer be the document's (nor match its checksum)
+        text = self._blob(row["sha256"]).read_bytes().decode("utf-8")
+        if text_sha256(text) != row["sha256"]:
+            raise ValueError(f"text of {row['doc_id']!r} does not match its checksum")
+        # "pages" is absent in versions written before documents had pages
+        pages = tuple((int(s), int(e)) for s, e in row.get("pages", ()))
+        # "metadata" is absent in versions written before documents had metadata
+        metadata = row.get("metadata", {})
+        return Document(row["doc_id"], row["title"], text, row.get("source", ""), pages, metadata)
+
+    def salvage(self) -> tuple[dict[str, Entry], dict[str, str], list[str]] | None:
+        """What a committed state that does not load (``load`` raised) still holds, for a
+        rebuild that keeps it: its documents whose stored texts are intact, as entries without
+        passages; the corpus folder's last sync (``corpus_seen``); the ids of documents whose
+        text is lost. The newest version whose document table reads; None when none does.
+        """
+        try:
+            current = self.current()
+        except IndexError_:  # CURRENT unreadable: the newest version folder
+            current = None
+        folders = self.versions_dir.iterdir() if self.versions_dir.is_dir() else iter(())
+        found = [int(p.name) for p in folders if p.name.isdigit()]
+        # the committed version first, then the others, newest first
+        for version in sorted(found, key=lambda v: (v != current, -v)):
+            try:
+                path = self._version_dir(version) / "documents.json"
+                table = json.loads(path.read_text(encoding="utf-8"))
+                rows, seen = table["documents"], dict(table.get("corpus_seen", {}))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+            entries: dict[str, Entry] = {}
+            lost: list[str] = []
+            for row in rows:
+                try:
+                    doc = self._document(row)
+                    entries[doc.doc_id] = Entry(doc, row["origin"], (), row["sha256"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    lost.append(str(row.get("doc_id", "?")) if isinstance(row, dict) else "?")
+            return entries, seen, lost
+        return None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -222,8 +258,10 @@ class Store:
             ],
             "corpus_seen": index.corpus_seen,
         }
-        (folder / "documents.json").write_text(json.dumps(table, ensure_ascii=False, indent=1) + "\n")
-        (folder / "manifest.json").write_text(json.dumps(index.manifest, indent=2) + "\n")
+        (folder / "documents.json").write_text(
+            json.dumps(table, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+        (folder / "manifest.json").write_text(json.dumps(index.manifest, indent=2) + "\n", encoding="utf-8")
         for file in folder.iterdir():
             _fsync_file(file)
         _fsync_dir(folder)
@@ -242,7 +280,7 @@ class Store:
         referenced: set[str] = set()
         for v in keep:
             with contextlib.suppress(OSError, ValueError, KeyError):
-                table = json.loads((self._version_dir(v) / "documents.json").read_text())
+                table = json.loads((self._version_dir(v) / "documents.json").read_text(encoding="utf-8"))
                 referenced.update(row["sha256"] for row in table["documents"])
         if self.blobs_dir.exists():
             for blob in self.blobs_dir.glob("*/*"):

@@ -16,6 +16,7 @@ from corpus.metadata import Value, check_metadata, matches
 from index import (
     Change,
     Embedder,
+    Entry,
     Hit,
     Index,
     IndexError_,
@@ -325,19 +326,21 @@ class Pipeline:
         self._folder = (stats, docs)
         return docs
 
-    def _sync(self, index: Index, folder: list[Document]) -> Change | None:
-        """The change that brings the collection up to date with the corpus folder.
+    def _sync(
+        self, entries: Mapping[str, Entry], seen: Mapping[str, str], folder: list[Document]
+    ) -> Change | None:
+        """The change that brings a collection (its ``entries`` and the corpus folder's last
+        sync, ``seen``) up to date with the corpus folder.
 
         Only what changed in the folder since the last sync is applied: a document added or
         removed through the API stays as it is until its file changes.
         """
         now = {d.doc_id: (d, text_sha256(d.text)) for d in folder}
-        seen = index.corpus_seen
 
         def retagged(d: Document) -> bool:
             """Same text, other file facts (an index written before documents had metadata, a
             renamed folder); a new modification time alone is not a change."""
-            e = index.entries.get(d.doc_id)
+            e = entries.get(d.doc_id)
             if e is None or e.origin != "corpus":
                 return False
             old = {k: v for k, v in e.document.metadata.items() if k != "modified"}
@@ -348,9 +351,9 @@ class Pipeline:
             doc_id
             for doc_id, sha in seen.items()
             if doc_id not in now
-            and doc_id in index.entries
-            and index.entries[doc_id].origin == "corpus"
-            and index.entries[doc_id].sha256 == sha
+            and doc_id in entries
+            and entries[doc_id].origin == "corpus"
+            and entries[doc_id].sha256 == sha
         )
         fresh = {doc_id: sha for doc_id, (_, sha) in now.items()}
         if not add and not remove and fresh == seen:
@@ -383,25 +386,29 @@ class Pipeline:
         """
         folder = self._folder_documents(show_progress)
         with self._write_lock, self.store.locked():
-            docs: dict[str, tuple[Document, str]] = {}
+            entries: Mapping[str, Entry] = {}
             seen: dict[str, str] = {}
-            old: Index | None
             try:
                 old = self.store.load(self.embedder)
-                docs = {d: (e.document, e.origin) for d, e in old.entries.items()}
-                seen = old.corpus_seen
-            except IndexError_:
-                old = None
-            if old is not None:
-                change = self._sync(old, folder)
-                if change is not None:
-                    for doc_id in change.remove:
-                        docs.pop(doc_id, None)
-                    docs.update({d.doc_id: (d, origin) for d, origin in change.add})
-                    seen = change.corpus_seen or {}
-            else:
-                docs = {d.doc_id: (d, "corpus") for d in folder}
-                seen = {d.doc_id: text_sha256(d.text) for d in folder}
+                entries, seen = old.entries, dict(old.corpus_seen)
+            except IndexError_ as exc:
+                # a state that does not load (damaged, or from a citeqa that read it otherwise)
+                # may still hold documents added through the API, which the corpus folder
+                # cannot give back: keep every one whose stored text is intact
+                salvaged = self.store.salvage()
+                if salvaged is not None:
+                    entries, seen, lost = salvaged
+                    log.warning(
+                        "%s; rebuilding it with the %d documents whose texts are intact%s",
+                        exc, len(entries), f" (texts lost: {', '.join(lost)})" if lost else "",
+                    )  # fmt: skip
+            docs = {d: (e.document, e.origin) for d, e in entries.items()}
+            change = self._sync(entries, seen, folder)
+            if change is not None:
+                for doc_id in change.remove:
+                    docs.pop(doc_id, None)
+                docs.update({d.doc_id: (d, origin) for d, origin in change.add})
+                seen = dict(change.corpus_seen or {})
             index = build_index(
                 [d for d, _ in docs.values()],
                 self._write_embedder(),
@@ -437,7 +444,7 @@ class Pipeline:
             log.info("%s; building it now", exc)
             self.build()
         else:
-            change = self._sync(index, folder)
+            change = self._sync(index.entries, index.corpus_seen, folder)
             if change is None:
                 self._publish(index)
             elif not build_if_needed:

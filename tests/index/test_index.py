@@ -147,6 +147,40 @@ def test_missing_damaged_or_old_index_is_refused(tmp_path, embedder):
         Store(old).load(embedder)
 
 
+def test_line_endings_survive_a_commit_and_a_load(tmp_path, embedder):
+    """Stored texts are read back byte for byte: "\r\n" and a lone "\r" stay as they were (read
+    in text mode they became "\n", and the index no longer loaded)."""
+    text = "Bridge notes\r\nThe Millau Viaduct was designed by Norman Foster.\r\rIt opened in 2004.\n"
+    docs = [Document("crlf.txt", "Bridge notes", text), Document("a.txt", "a", "Hanoi is in Vietnam.")]
+    store = Store(tmp_path / "idx")
+    store.commit(build_index(docs, embedder))
+    loaded = store.load(embedder)
+    assert loaded.documents["crlf.txt"].text == text
+    for p in loaded.passages:
+        assert loaded.documents[p.doc_id].text[p.start : p.end] == p.text
+
+
+def test_salvage_keeps_the_documents_whose_texts_are_intact(tmp_path, embedder):
+    docs = [Document("a.txt", "a", "Hanoi is the capital of Vietnam."), Document("b.txt", "b", "Pyongyang.")]
+    state = build_index(
+        docs, embedder, origin={"a.txt": "added", "b.txt": "corpus"}, corpus_seen={"b.txt": "x"}
+    )
+    store = Store(tmp_path / "idx")
+    store.commit(state)
+    assert Store(tmp_path / "none").salvage() is None
+    (tmp_path / "idx" / "versions" / "00000001" / "dense.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexError_, match="damaged"):
+        store.load(embedder)
+    entries, seen, lost = store.salvage()
+    assert {d: (e.origin, e.document.text) for d, e in entries.items()} == {
+        "a.txt": ("added", docs[0].text), "b.txt": ("corpus", docs[1].text)
+    }  # fmt: skip
+    assert seen == {"b.txt": "x"} and lost == []
+    store._blob(state.entries["a.txt"].sha256).write_text("Hanoi is the capital of Laos.")
+    entries, _, lost = store.salvage()
+    assert set(entries) == {"b.txt"} and lost == ["a.txt"]
+
+
 def test_embeddings_are_normalised(embedder):
     v = embedder.encode(["hello world", "North Korea"])
     assert v.shape == (2, 384) and v.dtype == np.float32

@@ -223,6 +223,50 @@ def test_a_restart_keeps_added_documents_and_syncs_the_corpus_folder(tmp_path, e
     json.dumps(p.index.manifest)  # stays serialisable
 
 
+def test_a_document_with_crlf_line_endings_keeps_the_collection_loadable(tmp_path, embedder):
+    """Added texts with "\r\n" (or a lone "\r") load again as they were, and the documents added
+    before them stay: a reader that translated line endings once made the index "damaged", and
+    the rebuild that followed kept only the corpus folder's documents."""
+    from corpus import Document
+
+    def pipeline():
+        return Pipeline(DEFAULT_CORPUS, tmp_path / "index", embedder=embedder, write_embedder=embedder)
+
+    p = pipeline()
+    p.warm_up(build_if_needed=True)
+    crlf = "Bridge notes\r\nThe Millau Viaduct was designed by Norman Foster.\r\n"
+    p.add_documents([Document("otters.md", "Otters", OTTERS)])
+    p.add_documents([Document("crlf.txt", "Bridge notes", crlf)])
+    p = pipeline()
+    p.warm_up()  # loads as committed: nothing to rebuild
+    assert {"otters.md", "crlf.txt"} <= set(p.documents) and p.documents["crlf.txt"].text == crlf
+    answer = p.ask("Who designed the Millau Viaduct?").answers[0].answer
+    assert answer.doc_id == "crlf.txt" and crlf[answer.start : answer.end] == answer.text == "Norman Foster"
+
+
+def test_a_rebuild_of_a_damaged_index_keeps_the_added_documents(tmp_path, embedder, caplog):
+    from corpus import Document
+    from service.errors import NotReadyError
+
+    index_dir = tmp_path / "index"
+    p = Pipeline(DEFAULT_CORPUS, index_dir, embedder=embedder, write_embedder=embedder)
+    p.warm_up(build_if_needed=True)
+    p.add_documents([Document("otters.md", "Otters", OTTERS), Document("tea.txt", "Tea", TEA)])
+    before = set(p.documents)
+    version = index_dir / "versions" / f"{p.index.manifest['version']:08d}"
+    (version / "dense.faiss").write_bytes(b"garbage")
+    lost = p.index.entries["tea.txt"].sha256
+    (index_dir / "blobs" / lost[:2] / f"{lost}.txt").write_text("Tea is grown on the Moon.")
+    p = Pipeline(DEFAULT_CORPUS, index_dir, embedder=embedder, write_embedder=embedder)
+    with pytest.raises(NotReadyError, match="damaged.*citeqa index"):
+        p.warm_up()
+    with caplog.at_level("WARNING"):
+        p.warm_up(build_if_needed=True)  # what `citeqa index` and `make run` do
+    assert set(p.documents) == before - {"tea.txt"} and p.index.entries["otters.md"].origin == "added"
+    assert "texts lost: tea.txt" in caplog.text
+    assert p.ask("What do sea otters use to crack open shellfish?").answers[0].answer.doc_id == "otters.md"
+
+
 def test_a_change_committed_by_another_process_is_served(tmp_path, embedder):
     """`citeqa add` next to a running server: the server serves the new state on its next request."""
     from corpus import Document
