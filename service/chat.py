@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -98,9 +99,11 @@ def _annotation(kind: str, index: int, start_index: int, end_index: int, **cite:
 def _source(
     result: AskResult, base_url: str, doc_id: str, start: int, end: int, passage_id: str
 ) -> dict[str, Any]:
-    """An annotation's document fields: the title, a link, the offsets."""
+    """An annotation's document fields: the title, a link, the offsets. The link encodes each
+    part of the id ("a b?.txt" -> a%20b%3F.txt) and keeps its slashes, as the web page does."""
+    url = f"{base_url}/documents/{quote(doc_id, safe='/')}"
     return {
-        "title": result.title(doc_id), "url": f"{base_url}/documents/{doc_id}", "doc_id": doc_id,
+        "title": result.title(doc_id), "url": url, "doc_id": doc_id,
         "start": start, "end": end, "passage_id": passage_id,
     }  # fmt: skip
 

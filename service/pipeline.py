@@ -238,6 +238,15 @@ def replace_version(update: Update, version: int) -> Update:
     return dataclasses.replace(update, version=version)
 
 
+def _check_unicode(text: str, what: str) -> None:
+    """JSON allows lone surrogates ("\\ud800"), and so does a command line that is not UTF-8;
+    the tokenizers do not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInputError(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
+
+
 class Pipeline:
     """Owns the collection (its committed state), the embedder and the reader.
 
@@ -526,6 +535,7 @@ class Pipeline:
     def check_question(self, question: str, top_k: int) -> str:
         if not isinstance(question, str) or not question.strip():
             raise BadInputError("question must not be empty")
+        _check_unicode(question, "question")
         if len(question) > self.max_question_chars:
             raise BadInputError(
                 f"question is longer than {self.max_question_chars} characters ({len(question)})"
@@ -565,6 +575,8 @@ class Pipeline:
         self, question: str, top_k: int, retrieve_k: int | None, query: str | None, only: Filter
     ) -> AskResult:
         question = self.check_question(question, top_k)
+        if query is not None:
+            _check_unicode(query, "the search query")
         index = self._ready()
         allowed = only.documents(index)
         retrieved = index.search(query or question, max(top_k, retrieve_k or 0), only=allowed)

@@ -104,22 +104,27 @@ def _metadata_field(value: object) -> Metadata:
         return {}
     if not isinstance(value, str):
         raise BadInputError("metadata must be a text field holding a JSON object")
-    try:
-        raw = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"metadata is not valid JSON ({exc})") from None
-    return _metadata(raw)
+    return _metadata(_json(value, "metadata"))
 
 
 def _default_id(text: str) -> str:
     return "doc-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12] + ".txt"
 
 
-def _from_json(body: bytes, path_id: str | None) -> Document:
+def _json(data: str | bytes, what: str) -> object:
+    """``data`` parsed as JSON, or ``BadInputError`` saying why not. Besides malformed JSON and
+    bytes that are not UTF-8, Python's parser refuses integers of over 4,300 digits (ValueError)
+    and nesting deeper than its recursion limit (RecursionError)."""
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"the body is not valid JSON ({exc})") from None
+        return json.loads(data)
+    except RecursionError:
+        raise BadInputError(f"{what} is not valid JSON here (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError among them
+        raise BadInputError(f"{what} is not valid JSON ({exc})") from None
+
+
+def _from_json(body: bytes, path_id: str | None) -> Document:
+    raw = _json(body, "the body")
     try:
         doc = DocumentIn.model_validate(raw)
     except ValidationError as exc:

@@ -84,6 +84,11 @@ def test_offset_invariant_for_every_answer_and_passage(client, top_k):
             "json",
         ),
         ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 422, ""),
+        (  # a lone surrogate: valid JSON, not valid Unicode
+            {"content": b'{"question": "\\ud800 when?"}', "headers": {"content-type": "application/json"}},
+            422,
+            "lone surrogate",
+        ),
     ],
 )
 def test_bad_ask_input_is_a_clear_4xx(client, kwargs, status, words):

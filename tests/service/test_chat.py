@@ -120,6 +120,16 @@ def test_errors_use_the_openai_shape(oai, live_server, body, param_words):
         oai.chat.completions.create(model=body["model"], messages=body["messages"], extra_body=extra)
 
 
+def test_a_lone_surrogate_in_the_question_is_an_openai_400(live_server):
+    body = b'{"model": "citeqa", "messages": [{"role": "user", "content": "\\ud800 when?"}]}'
+    r = httpx.post(
+        f"{live_server}/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= r.status_code < 500
+    err = r.json()["error"]
+    assert "lone surrogate" in err["message"] and err["type"] == "invalid_request_error"
+
+
 def test_unknown_v1_route_is_an_openai_404(live_server):
     r = httpx.get(f"{live_server}/v1/nope")
     assert r.status_code == 404 and "error" in r.json()
@@ -155,3 +165,16 @@ def test_reply_says_when_sources_disagree_and_cites_each(scripted_pipeline, scri
     body = {"model": "citeqa", "messages": [{"role": "user", "content": "When was Harlow Mill built?"}]}
     message = scripted_client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]
     assert message["content"] == content and len(message["annotations"]) == 3
+
+
+def test_citation_links_encode_the_document_id():
+    """An id with a space, "?", "#" or "%" links to that document, not to a cut-off path."""
+    from service.chat import _source
+
+    class Result:
+        def title(self, doc_id):
+            return "Notes"
+
+    source = _source(Result(), "http://127.0.0.1:8000", "notes/q?x#y%z .txt", 0, 1, "p#0")
+    assert source["url"] == "http://127.0.0.1:8000/documents/notes/q%3Fx%23y%25z%20.txt"
+    assert source["doc_id"] == "notes/q?x#y%z .txt"

@@ -87,6 +87,7 @@ def test_agreeing_sources_are_one_answer_with_both_citations(scripted_pipeline):
         (["ask", "  "], "empty"),
         (["ask", "x" * 2001], "2000"),
         (["ask", "ok?", "--top-k", "0"], "top_k"),
+        (["ask", "caf\udce9?"], "lone surrogate"),  # a command line that is not UTF-8 ("caf\xe9?")
         (["ask", "ok?", "--reader", "nope"], "unknown reader"),
         (
             ["ask", "ok?", "--reader-dir", "no-such-folder"],

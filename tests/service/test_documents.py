@@ -9,6 +9,7 @@ from service import Pipeline
 
 from ..conftest import DEFAULT_CORPUS
 
+JSON = {"content-type": "application/json"}
 OTTERS = "# Otters\n\nSea otters use rocks to crack open shellfish. They live along the North Pacific coast."
 TEA = "Green tea has been grown in Thai Nguyen province since 1922. The province lies north of Hanoi."
 
@@ -117,6 +118,21 @@ def test_upload_files_as_multipart(make_client):
         ({"json": {"title": "no text"}}, 422, "text"),
         ({"json": {"text": 5}}, 422, "text"),
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
+        (  # an integer of over 4,300 digits, which Python's JSON parser refuses
+            {"content": b'{"text": "x y", "metadata": {"a": ' + b"9" * 5000 + b"}}", "headers": JSON},
+            422,
+            "not valid JSON",
+        ),
+        (
+            {"content": b'{"text": "x y", "metadata": ' + b"[" * 100_000, "headers": JSON},
+            422,
+            "nested too deeply",
+        ),
+        (
+            {"files": {"file": ("a.txt", b"x y", "text/plain")}, "data": {"metadata": "[" * 100_000}},
+            422,
+            "nested too deeply",
+        ),
         ({"content": b"plain", "headers": {"content-type": "text/csv"}}, 415, "unsupported content type"),
         ({"files": {"file": ("table.xlsx", b"PK\x03\x04", "application/zip")}}, 415, "unsupported file type"),
         (
