@@ -334,8 +334,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ConnectionError as exc:
             raise BadInputError(str(exc)) from None
         return 0
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from service.api import pipeline_from_settings
+
+    # loaded before the server starts, so that a missing or damaged index is a one-line error and
+    # exit 2, not a traceback from the server's start-up
+    pipeline = pipeline_from_settings(settings)
+    pipeline.warm_up()
+    uvicorn.run(create_app(settings, pipeline), host=host, port=port, log_level="info")
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +202,9 @@ def plan_add(base: Index, documents: Sequence[Document], replace: bool) -> tuple
     """The change that adds ``documents`` to ``base`` and what it will do (version 0 until
     committed); with ``replace`` False, a document whose id exists is refused (409)."""
     ids = [d.doc_id for d in documents]
-    if len(set(ids)) != len(ids):
-        raise BadInputError("the same document id appears twice")
+    twice = sorted(d for d, n in Counter(ids).items() if n > 1)
+    if twice:
+        raise BadInputError(f"document id {twice[0]!r} appears twice (two files with the same name?)")
     exists = [d for d in ids if d in base.entries]
     if exists and not replace:
         raise ConflictError(

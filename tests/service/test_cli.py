@@ -117,6 +117,10 @@ def test_missing_empty_corpus_and_missing_index(tmp_path, capsys):
     assert "no usable documents" in capsys.readouterr().err
     assert main(["ask", "who?", "--index-dir", str(tmp_path / "none")]) == 2
     assert "citeqa index" in capsys.readouterr().err
+    # serve loads before the server starts: one line and exit 2, not a traceback from its start-up
+    assert main(["serve", "--index-dir", str(tmp_path / "none"), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("citeqa: error: no index at") and err.count("\n") == 1
 
 
 def test_index_if_stale_rebuilds_only_when_needed(tmp_path, capsys):

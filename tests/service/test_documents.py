@@ -302,3 +302,14 @@ def test_a_change_committed_by_another_process_is_served(tmp_path, embedder):
     assert {"otters.md", "tea.txt"} <= set(cli.documents) and {"otters.md", "tea.txt"} <= set(
         server.documents
     )
+
+
+def test_one_id_given_twice_is_refused_by_name(pipeline):
+    """`citeqa add a/x.txt b/x.txt`: two files, one id."""
+    from corpus import Document
+    from service.errors import BadInputError
+    from service.pipeline import plan_add
+
+    docs = [Document("x.txt", "x", "Otters float."), Document("x.txt", "x", "Tea grows.")]
+    with pytest.raises(BadInputError, match="document id 'x.txt' appears twice"):
+        plan_add(pipeline.index, docs, replace=True)
