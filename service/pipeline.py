@@ -409,10 +409,10 @@ class Pipeline:
                 salvaged = self.store.salvage()
                 if salvaged is not None:
                     entries, seen, lost = salvaged
-                    log.warning(
-                        "%s; rebuilding it with the %d documents whose texts are intact%s",
-                        exc, len(entries), f" (texts lost: {', '.join(lost)})" if lost else "",
-                    )  # fmt: skip
+                    why = str(exc).removesuffix(f": {REBUILD_HINT}")
+                    gone = f" (texts lost: {', '.join(lost)})" if lost else ""
+                    log.warning("%s; rebuilding it with the %d documents whose texts are intact%s",
+                                why, len(entries), gone)  # fmt: skip
             docs = {d: (e.document, e.origin) for d, e in entries.items()}
             change = self._sync(entries, seen, folder)
             if change is not None:
