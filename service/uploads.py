@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from corpus import SUFFIXES, CorpusError, Document, LoadOptions, check_doc_id, parse_document
@@ -149,7 +150,10 @@ async def _from_form(
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    form = await Request(request.scope, replay).form(max_files=1, max_fields=10, max_part_size=limit)
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10, max_part_size=limit)
+    except HTTPException as exc:  # Starlette's 400 for a form it will not parse ("Too many fields...")
+        raise BadInputError(f"the form cannot be read: {exc.detail}") from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
