@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from index import Hit
 from service.agreement import MergedAnswer
@@ -12,7 +12,13 @@ from service.pipeline import AskResult, Filter
 
 
 class FilterIn(BaseModel):
-    """Which documents to answer from; the filter applies before ranking."""
+    """Which documents to answer from; the filter applies before ranking.
+
+    Request bodies are strict: a value of the wrong JSON type is a 422 (``"top_k": "3"``,
+    ``"stream": "yes"``), not converted, as the README says.
+    """
+
+    model_config = ConfigDict(strict=True)
 
     doc_ids: list[str] | None = Field(
         None, description="only these documents (GET /documents lists the ids)", examples=[["report.pdf"]]

@@ -76,6 +76,9 @@ def test_offset_invariant_for_every_answer_and_passage(client, top_k):
         ({"json": {"question": "ok?", "top_k": 0}}, 422, "top_k"),
         ({"json": {"question": "ok?", "top_k": 51}}, 422, "top_k"),
         ({"json": {"question": "ok?", "top_k": "many"}}, 422, "top_k"),
+        ({"json": {"question": "ok?", "top_k": "3"}}, 422, "top_k"),  # a wrong type, not converted
+        ({"json": {"question": "ok?", "top_k": 3.0}}, 422, "top_k"),
+        ({"json": {"question": "ok?", "doc_ids": "a.txt"}}, 422, "doc_ids"),
         ({"json": {"question": 5}}, 422, "question"),
         ({"json": {}}, 422, "question"),
         (

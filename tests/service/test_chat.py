@@ -107,6 +107,7 @@ def test_follow_up_turn_refines_but_does_not_break(oai):
         ({"model": "citeqa", "messages": [{"role": "system", "content": "hi"}]}, "user message"),
         ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, "unknown model"),
         ({"model": "citeqa", "messages": [{"role": "user", "content": "hi"}], "top_k": 99}, "top_k"),
+        ({"model": "citeqa", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, "stream"),
         ({"model": "citeqa", "messages": [{"role": "user", "content": "  "}]}, "user message"),
     ],
 )
