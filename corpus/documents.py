@@ -129,7 +129,9 @@ def check_doc_id(doc_id: str) -> str:
     """Return ``doc_id`` if it is safe as a document id, else raise ``CorpusError`` saying why.
 
     Ids are relative-path-like ("notes/2024.md"): no control characters or backslashes, no
-    leading or trailing "/" or spaces, no empty, "." or ".." segments, at most 200 characters.
+    leading or trailing "/" or spaces, no empty, "." or ".." segments, at most 200 characters,
+    and valid Unicode: no lone surrogate, no replacement character (U+FFFD) left by bytes that
+    were not UTF-8.
     """
     if not isinstance(doc_id, str) or not doc_id:
         raise CorpusError("document id must not be empty")
@@ -137,6 +139,8 @@ def check_doc_id(doc_id: str) -> str:
         doc_id.encode("utf-8")
     except UnicodeEncodeError:
         raise CorpusError("document id is not valid Unicode (it holds a lone surrogate)") from None
+    if "\ufffd" in doc_id:  # what a URL path or a form field that was not UTF-8 decodes to
+        raise CorpusError("document id holds U+FFFD, the replacement character: it was not valid UTF-8")
     if len(doc_id) > MAX_DOC_ID:
         raise CorpusError(f"document id is longer than {MAX_DOC_ID} characters")
     bad = _BAD_ID_CHARS.search(doc_id)

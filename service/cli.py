@@ -270,9 +270,24 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_remove(args: argparse.Namespace) -> int:
+def _collection(args: argparse.Namespace) -> Any:
+    """The pipeline of an index that exists, brought up to date with the corpus folder: a
+    command that reads or removes builds nothing at a mistyped ``--index-dir`` (``add`` does,
+    as a collection's first command may be an add)."""
+    from cluster import is_sharded
+    from index.index import REBUILD_HINT
+    from service.errors import NotReadyError
+
+    folder = Path(_settings(args).index_dir)
+    if not is_sharded(folder) and not any((folder / name).exists() for name in ("CURRENT", "manifest.json")):
+        raise NotReadyError(f"no index at {folder}: {REBUILD_HINT.replace('rebuild', 'build')}")
     p = _pipeline(args)
     p.warm_up(build_if_needed=True, load_reader=False)
+    return p
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    p = _collection(args)
     update = p.remove_documents(args.doc_ids)
     for doc_id in update.removed:
         print(f"removed {doc_id}")
@@ -284,8 +299,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import json
 
-    p = _pipeline(args)
-    p.warm_up(build_if_needed=True, load_reader=False)
+    p = _collection(args)
     rows = [
         {"doc_id": e.doc_id, "title": e.document.title, "length": len(e.document.text),
          "passages": len(e.keys), "origin": e.origin, "metadata": e.document.fields}

@@ -117,6 +117,10 @@ def test_missing_empty_corpus_and_missing_index(tmp_path, capsys):
     assert "no usable documents" in capsys.readouterr().err
     assert main(["ask", "who?", "--index-dir", str(tmp_path / "none")]) == 2
     assert "citeqa index" in capsys.readouterr().err
+    # list and remove build nothing at a mistyped --index-dir
+    for command in (["list"], ["remove", "a.txt"]):
+        assert main([*command, "--index-dir", str(tmp_path / "typo")]) == 2
+        assert "no index at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
     # serve loads before the server starts: one line and exit 2, not a traceback from its start-up
     assert main(["serve", "--index-dir", str(tmp_path / "none"), "--port", "1"]) == 2
     err = capsys.readouterr().err

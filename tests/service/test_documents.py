@@ -112,6 +112,11 @@ def test_upload_files_as_multipart(make_client):
     [
         ({"json": {"doc_id": "../etc/passwd", "text": "x y"}}, 422, "'..'"),
         ({"json": {"doc_id": "a\x00b", "text": "x y"}}, 422, "control characters"),
+        (
+            {"data": {"doc_id": "caf\ufffd.txt"}, "files": {"file": ("a.txt", b"x y", "text/plain")}},
+            422,
+            "U+FFFD",
+        ),
         ({"json": {"doc_id": "/abs.txt", "text": "x y"}}, 422, "start or end"),
         ({"json": {"doc_id": "a" * 300, "text": "x y"}}, 422, "longer than 200"),
         ({"json": {"text": "   "}}, 422, "empty"),
@@ -157,6 +162,12 @@ def test_bad_uploads_get_a_clear_4xx(make_client, kwargs, status, words):
         assert r.status_code == status, r.text
         assert words in r.json()["detail"]
         assert c.get("/health").json() == before  # nothing was written
+
+
+def test_an_id_that_was_not_utf8_in_the_url_is_refused(make_client):
+    with make_client() as c:
+        r = c.put("/documents/caf%E9.txt", json={"text": "x y"})  # Latin-1, not UTF-8
+        assert r.status_code == 422 and "U+FFFD" in r.json()["detail"]
 
 
 def test_upload_size_limit(make_client):
