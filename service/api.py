@@ -124,6 +124,28 @@ class ApiKeyMiddleware:
         await response(scope, receive, send)
 
 
+class ControlCharacterPathMiddleware:
+    """A path holding a control character names nothing here: 404. Starlette's routes end in
+    ``$``, which matches before a final line break, so ``DELETE /documents/a.txt%0A`` reached
+    the route as ``a.txt`` and removed that document."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+            detail = f"no such path: {path!r} holds a control character"
+            response = (
+                openai_error(404, detail)
+                if path.startswith("/v1/")
+                else JSONResponse({"detail": detail}, 404)
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -355,6 +377,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             version=index.version if index else 0,
         )
 
+    app.add_middleware(ControlCharacterPathMiddleware)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
     if settings.cors_origins:  # off unless configured; added last, so preflights skip the key check

@@ -164,6 +164,16 @@ def test_bad_uploads_get_a_clear_4xx(make_client, kwargs, status, words):
         assert c.get("/health").json() == before  # nothing was written
 
 
+def test_a_line_break_after_an_id_names_no_document(make_client):
+    """Starlette's route patterns end in "$", which matches before a final line break."""
+    with make_client() as c:
+        assert c.put("/documents/otters.md", json={"text": OTTERS}).status_code == 201
+        for method in ("DELETE", "GET", "PUT"):
+            r = c.request(method, "/documents/otters.md%0A", json={"text": TEA})
+            assert r.status_code == 404 and "control character" in r.json()["detail"], (method, r.text)
+        assert c.get("/documents/otters.md").json()["text"] == OTTERS
+
+
 def test_an_id_that_was_not_utf8_in_the_url_is_refused(make_client):
     with make_client() as c:
         r = c.put("/documents/caf%E9.txt", json={"text": "x y"})  # Latin-1, not UTF-8
