@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -92,9 +93,31 @@ def _reader_fields(reader: Any, settings: Any) -> dict[str, Any]:
     }
 
 
+def check_outputs(gold: Path, outputs: dict[str, Path | None]) -> None:
+    """Refuse, before a run, output paths that would fail after it (its figures lost) or that
+    would overwrite the gold file or each other."""
+    named = {flag: Path(path) for flag, path in outputs.items() if path is not None}
+    for flag, path in named.items():
+        if path.resolve() == gold.resolve():
+            raise BadInputError(f"{flag} {path} is the gold file itself: name another file")
+        if path.is_dir():
+            raise BadInputError(f"{flag} {path} is a folder: name a file in it")
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise BadInputError(f"{flag} {path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise BadInputError(f"{flag} {path}: not writable")
+    flags = list(named)
+    for i, a in enumerate(flags):
+        for b in flags[i + 1 :]:
+            if named[a].resolve() == named[b].resolve():
+                raise BadInputError(f"{a} and {b} name the same file ({named[a]}): give each its own")
+
+
 def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
     if args.limit is not None and args.limit < 1:
         raise BadInputError("--limit must be at least 1")
+    check_outputs(args.file, {"--json": args.json_out, "--report": args.report})
     is_squad = args.file.suffix != ".jsonl"
     if args.docs and is_squad:
         raise BadInputError("--docs adds documents to a JSONL gold set's corpus; SQuAD brings its own")

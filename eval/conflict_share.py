@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from corpus import ChunkParams
-    from eval.cli import _cached_pipeline, corpus_with
+    from eval.cli import _cached_pipeline, check_outputs, corpus_with
     from eval.gold import load_gold
     from service.api import pipeline_from_settings
     from service.errors import BadInputError
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     try:
+        check_outputs(GOLD / "seed.jsonl", {"--json": args.json_out})  # before the sweep, not after it
         chunking = ChunkParams(settings.max_words, settings.overlap_words)
         docs = corpus_with([GOLD / "agreement" / "docs"], Path(settings.corpus_dir))
         with_docs = _cached_pipeline(docs, Path(settings.corpus_dir), settings, chunking)

@@ -1,6 +1,7 @@
 """The metrics against hand-checked values of the official SQuAD v1.1 evaluation."""
 
 import json
+import re
 
 import pytest
 
@@ -119,6 +120,58 @@ def test_gold_loaders(tmp_path):
     assert items[0].context[12:18] == "France" and items[0].title == "Paris City"
     assert items[1].answers == ()
     assert load_squad(sq, articles={"Other"}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        (
+            "a.jsonl",
+            '{"id": "a", "question": "q?", "answers": "France"}',
+            "answers must be a list of strings",
+        ),
+        ("a.jsonl", '{"id": "a", "question": "q?", "answers": [], "docs": "abc"}', "docs must be a list"),
+        ("a.jsonl", '{"id": "a", "question": ["q?"], "answers": []}', "question must be a non-empty string"),
+        ("a.jsonl", '["not", "a", "record"]', "JSON object"),
+        ("a.jsonl", b"\xff\xfe{}", "not UTF-8"),
+        ("s.json", b"\xff\xfe{}", "not SQuAD JSON"),
+        ("s.json", '{"data": {"title": "x"}}', "must be a list of articles"),
+        ("s.json", '{"data": [1, 2]}', "article 0"),
+        ("s.json", '{"data": [{"title": "T", "paragraphs": [{"qas": []}]}]}', "missing 'context'"),
+        ("s.json", '{"data": [{"title": 5, "paragraphs": []}]}', "title must be a string"),
+        (
+            "s.json",
+            '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": [{"id": "1", "question": "q?",'
+            ' "answers": [{"text": "c"}]}, {"id": "1", "question": "r?", "answers": []}]}]}]}',
+            "duplicate question id '1'",
+        ),
+    ],
+)
+def test_a_malformed_gold_file_is_one_clear_error(tmp_path, name, content, words):
+    from eval.gold import GoldFormatError, load_gold
+
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(GoldFormatError, match=re.escape(words)):
+        load_gold(path)
+
+
+def test_outputs_are_checked_before_a_run(tmp_path):
+    from eval.cli import check_outputs
+    from service.errors import BadInputError
+
+    gold = tmp_path / "g.jsonl"
+    gold.write_text("")
+    check_outputs(gold, {"--json": tmp_path / "out.json", "--report": tmp_path / "out.md", "--x": None})
+    bad = [
+        ({"--json": gold}, "is the gold file itself"),
+        ({"--json": tmp_path}, "is a folder"),
+        ({"--report": tmp_path / "missing" / "r.md"}, "does not exist"),
+        ({"--json": tmp_path / "same", "--report": tmp_path / "same"}, "name the same file"),
+    ]
+    for outputs, words in bad:
+        with pytest.raises(BadInputError, match=words):
+            check_outputs(gold, outputs)
 
 
 def test_importing_metrics_does_not_load_torch():
