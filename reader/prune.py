@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     train = args.data / TRAIN_FILE
     if not train.exists():
-        print(f"skipping: no training data at {train} (pass --data DIR)", file=sys.stderr)
-        return 0
+        from reader.bundle import no_data
+
+        return no_data(args, train)
     meta_path = args.reader_dir / "reader.json"
     if not meta_path.exists() or "base" in json.loads(meta_path.read_text()):
         print(f"error: {args.reader_dir} is not a reader in the shipped format", file=sys.stderr)

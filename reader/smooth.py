@@ -37,10 +37,12 @@ ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 def add_data_argument(ap: argparse.ArgumentParser) -> None:
     """``--data``: where the SQuAD train windows come from (this module's and ``reader.prune``'s)."""
+    from reader.train import DEFAULT_DATA
+
     ap.add_argument(
         "--data",
         type=Path,
-        default=ROOT.parent / "shared" / "data",
+        default=DEFAULT_DATA,
         help="folder holding qa-extra/, or a bundle of it (python -m reader.bundle)",
     )
 
@@ -134,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     train = args.data / TRAIN_FILE
     if not train.exists():
-        print(f"skipping: no training data at {train} (pass --data DIR)", file=sys.stderr)
-        return 0
+        from reader.bundle import no_data
+
+        return no_data(args, train)
     if not all((args.reader_dir / f).exists() for f in ("reader.json", "model.safetensors")):
         # a LoRA adapter folder (reader.train --lora) holds no model.safetensors of its own
         print(f"error: no trained reader with its own weights in {args.reader_dir}", file=sys.stderr)

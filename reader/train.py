@@ -42,6 +42,7 @@ from reader.qa_model import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT = ROOT / "eval" / "squad_split.json"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"  # --data unless given: absent on a fresh clone
 SQUAD_FILE = "squad/squad-v1.1-dev-36articles.json"
 # (file under qa-extra/, at most this many questions; None: all of it). SQuAD train whole; the
 # others capped so Wikipedia-like text keeps the larger share. squad-v1.1-train-partial.json is a
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--data",
         type=Path,
-        default=ROOT.parent / "shared" / "data",
+        default=DEFAULT_DATA,
         help="folder holding squad/ and qa-extra/, or a bundle of them (python -m reader.bundle)",
     )
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
@@ -413,17 +414,77 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the weights in --out; redo only the calibration and threshold",
     )
     args = ap.parse_args(argv)
+    problem = check_arguments(args)
+    if problem:  # before minutes of loading data, and before anything is written to --out
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from reader.bundle import run_on_data
 
     # --data: a folder, or a bundle (python -m reader.bundle)
     return run_on_data(args, lambda a: _run(a, ap))
 
 
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, or None. A run that would train nothing (``--epochs 0``,
+    ``--limit 0``, a budget of no minutes) still tuned and wrote its ``--out``, by default the
+    shipped ``reader/model``; other bad values failed only after the data had been read."""
+
+    def finite(x: float) -> bool:
+        return math.isfinite(x)
+
+    checks = [
+        (finite(args.epochs) and args.epochs > 0, f"--epochs must be above 0 (got {args.epochs})"),
+        (args.batch_size >= 1, f"--batch-size must be at least 1 (got {args.batch_size})"),
+        (finite(args.lr) and args.lr > 0, f"--lr must be a number above 0 (got {args.lr})"),
+        (
+            finite(args.limit) and 0 < args.limit <= 1,
+            f"--limit is a share of the data in (0, 1] (got {args.limit})",
+        ),
+        (
+            args.max_minutes is None or (finite(args.max_minutes) and args.max_minutes > 0),
+            f"--max-minutes must be above 0 (got {args.max_minutes})",
+        ),
+        (64 <= args.max_len <= 512, f"--max-len must be between 64 and 512 tokens (got {args.max_len})"),
+        (
+            0 <= args.stride < args.max_len // 2,
+            f"--stride must be at least 0 and below half of --max-len (got {args.stride})",
+        ),
+        (
+            args.layers >= 0 and args.lora >= 0 and args.threads >= 0,
+            "--layers, --lora and --threads cannot be negative",
+        ),
+        (finite(args.alpha) and 0 <= args.alpha <= 1, f"--alpha must be in [0, 1] (got {args.alpha})"),
+        (
+            finite(args.temperature) and args.temperature > 0,
+            f"--temperature must be above 0 (got {args.temperature})",
+        ),
+        (
+            finite(args.save_every) and args.save_every > 0,
+            f"--save-every must be above 0 (got {args.save_every})",
+        ),
+        (args.device in (None, "cpu", "cuda"), f"--device is cpu or cuda (got {args.device!r})"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            return message
+    for flag in ("init", "teacher", "base"):
+        folder = getattr(args, flag)
+        if folder is not None and not folder.is_dir():
+            return f"--{flag} {folder}: no such folder"
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "--device cuda: no CUDA device here (leave --device out to use one where there is)"
+    return None
+
+
 def _run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     squad = args.data / SQUAD_FILE
     if not squad.exists():
-        print(f"skipping: no training data at {squad} (pass --data DIR)", file=sys.stderr)
-        return 0
+        from reader.bundle import no_data
+
+        return no_data(args, squad)
     import torch
 
     from models.bert import resolve_precision

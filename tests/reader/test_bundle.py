@@ -59,7 +59,18 @@ def test_a_bundle_that_writes_outside_its_folder_or_is_no_bundle_is_refused(tmp_
     assert "not a readable training-data bundle" in capsys.readouterr().err
 
 
-def test_bundle_skips_without_data(tmp_path, capsys):
+def test_bundle_skips_without_data(tmp_path, capsys, monkeypatch):
     out = tmp_path / "data.tar.gz"
-    assert bundle.main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 0
+    monkeypatch.setattr(bundle, "DEFAULT_DATA", tmp_path / "missing")  # the default, absent on a fresh clone
+    assert bundle.main(["--out", str(out)]) == 0
     assert "skipping: no training data" in capsys.readouterr().err and not out.exists()
+    # a folder the user names and that is not there is an error
+    assert bundle.main(["--data", str(tmp_path / "typo"), "--out", str(out)]) == 2
+    assert "error: --data" in capsys.readouterr().err and not out.exists()
+
+
+def test_bundle_refuses_an_out_that_is_a_folder_or_inside_the_data(data, tmp_path, capsys):  # noqa: F811
+    for out, words in ((tmp_path, "is a folder"), (data / train.SQUAD_FILE, "one of the data files")):
+        before = out.stat().st_mtime_ns
+        assert bundle.main(["--data", str(data), "--out", str(out)]) == 2
+        assert words in capsys.readouterr().err and out.stat().st_mtime_ns == before

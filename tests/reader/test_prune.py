@@ -88,10 +88,16 @@ def test_the_command_writes_a_reader_that_the_service_loads(tmp_path, capsys):
     assert np.allclose(served.numpy(), expected.numpy(), atol=1e-4)
 
 
-def test_bad_input_is_a_clear_error(tmp_path, capsys):
-    assert prune.main([str(SMALL_DIR), "--width", "512", "--out", str(tmp_path / "o"),
-                       "--data", str(tmp_path / "missing")]) == 0  # fmt: skip
+def test_bad_input_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from reader import bundle, train
+
+    for module in (train, bundle):  # the default --data, absent on a fresh clone: skipped
+        monkeypatch.setattr(module, "DEFAULT_DATA", tmp_path / "missing")
+    assert prune.main([str(SMALL_DIR), "--width", "512", "--out", str(tmp_path / "o")]) == 0
     assert "skipping: no training data" in capsys.readouterr().err
+    assert prune.main([str(SMALL_DIR), "--width", "512", "--out", str(tmp_path / "o"),
+                       "--data", str(tmp_path / "typo")]) == 2  # fmt: skip
+    assert "error: --data" in capsys.readouterr().err
     _squad_file(tmp_path / "data", 2)
     data = ["--data", str(tmp_path / "data")]
     assert prune.main([str(SMALL_DIR), "--width", str(FULL + 1), "--out", str(tmp_path / "o"), *data]) == 2

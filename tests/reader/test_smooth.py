@@ -133,9 +133,15 @@ def test_fit_writes_scales_that_int8_loads(tmp_path, capsys):
     assert logits.shape[:2] == w.input_ids.shape and np.isfinite(logits.numpy()).all()
 
 
-def test_fit_skips_without_data_and_refuses_a_folder_without_a_reader(tmp_path, capsys):
-    assert smooth.main([str(SMALL_DIR), "--data", str(tmp_path / "missing")]) == 0
+def test_fit_skips_without_data_and_refuses_a_folder_without_a_reader(tmp_path, capsys, monkeypatch):
+    from reader import bundle, train
+
+    for module in (train, bundle):  # the default --data, absent on a fresh clone: skipped
+        monkeypatch.setattr(module, "DEFAULT_DATA", tmp_path / "missing")
+    assert smooth.main([str(SMALL_DIR)]) == 0
     assert "skipping: no training data" in capsys.readouterr().err
+    assert smooth.main([str(SMALL_DIR), "--data", str(tmp_path / "typo")]) == 2  # one named: an error
+    assert "error: --data" in capsys.readouterr().err
     _squad_file(tmp_path / "data", 2)
     assert smooth.main([str(tmp_path), "--data", str(tmp_path / "data")]) == 2
     assert "no trained reader" in capsys.readouterr().err

@@ -110,8 +110,12 @@ def test_resume_without_a_checkpoint_is_a_clear_error(data, tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
-def test_skips_without_data(tmp_path, capsys):
-    assert train.main(["--data", str(tmp_path / "missing")]) == 0
+def test_skips_without_data(tmp_path, capsys, monkeypatch):
+    from reader import bundle
+
+    for module in (train, bundle):  # the default --data, absent on a fresh clone: skipped
+        monkeypatch.setattr(module, "DEFAULT_DATA", tmp_path / "missing")
+    assert train.main(["--out", str(tmp_path / "out")]) == 0
     assert "skipping" in capsys.readouterr().err
 
 
@@ -204,3 +208,31 @@ def test_questions_are_clipped_in_one_batch_as_one_at_a_time():
     assert clipped[0] == questions[0] and clipped[2] == ""
     assert long.startswith(clipped[1]) and len(clipped[1]) < len(long)
     assert len(tok(clipped[1], add_special_tokens=False)["input_ids"]) == MAX_QUESTION_TOKENS
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (["--epochs", "0"], "--epochs must be above 0"),
+        (["--max-minutes", "-1"], "--max-minutes must be above 0"),
+        (["--limit", "0"], "--limit is a share"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--lr", "nan"], "--lr must be"),
+        (["--max-len", "5"], "--max-len must be between"),
+        (["--stride", "500"], "--stride must be"),
+        (["--init", "no-such-folder"], "--init no-such-folder: no such folder"),
+        (["--device", "tpu"], "--device is cpu or cuda"),
+    ],
+)
+def test_options_that_would_train_nothing_or_fail_late_are_refused_first(data, tmp_path, capsys, bad, words):
+    """Checked before the data is read and before anything is written to --out (by default the
+    shipped reader's folder)."""
+    out = tmp_path / "out"
+    assert train.main(["--data", str(data), "--out", str(out), *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_a_data_folder_the_user_names_must_be_there(tmp_path, capsys):
+    assert train.main(["--data", str(tmp_path / "typo"), "--out", str(tmp_path / "out")]) == 2
+    assert "error: --data" in capsys.readouterr().err
