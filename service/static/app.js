@@ -13,17 +13,23 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// The API's offsets count characters (Unicode code points, as Python does); JavaScript strings
+// count UTF-16 units, two for each character outside the Basic Multilingual Plane (most emoji).
+// So texts are cut as arrays of characters, never with String.prototype.slice.
+const characters = (text) => Array.from(text);
+
 // text with [start, end) wrapped in <mark>; given the passage's sentences (document offsets, the
 // passage starting at document offset `at`), the text outside them, which the reader left out
 // (navigation, pop-ups), is dimmed
 function highlighted(text, start, end, tag = "p", cls = "passage", sentences = null, at = 0) {
   const box = el(tag, { class: cls });
+  const chars = characters(text);
   const spans = (sentences || []).map(([s, e]) => [s - at, e - at]);
-  const cuts = [...new Set([0, text.length, start, end, ...spans.flat()])]
-    .filter((i) => i >= 0 && i <= text.length).sort((a, b) => a - b);
+  const cuts = [...new Set([0, chars.length, start, end, ...spans.flat()])]
+    .filter((i) => i >= 0 && i <= chars.length).sort((a, b) => a - b);
   for (let k = 0; k + 1 < cuts.length; k++) {
     const [a, b] = [cuts[k], cuts[k + 1]];
-    let node = document.createTextNode(text.slice(a, b));
+    let node = document.createTextNode(chars.slice(a, b).join(""));
     if (start <= a && b <= end && start < end) node = el("mark", {}, node);
     if (sentences && sentences.length && !spans.some(([s, e]) => s <= a && b <= e)) {
       node = el("span", { class: "debris" }, node);
@@ -186,8 +192,9 @@ async function showDocument(docId, start, end) {
   setStatus("");
   result.hidden = true;
   $("doc-title").textContent = doc.title || doc.doc_id;
-  $("doc-meta").textContent = `${doc.doc_id} · characters ${start}–${end} of ${doc.text.length}`;
-  const valid = Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= doc.text.length;
+  const length = characters(doc.text).length;
+  $("doc-meta").textContent = `${doc.doc_id} · characters ${start}–${end} of ${length}`;
+  const valid = Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= length;
   const pre = $("doc-text");
   pre.replaceChildren(...(valid ? highlighted(doc.text, start, end, "span", "").childNodes : [document.createTextNode(doc.text)]));
   docView.hidden = false;

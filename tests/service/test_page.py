@@ -130,6 +130,39 @@ def test_document_text_is_rendered_as_text_never_html(page, live_server):
         assert page.title() == "citeqa"
 
 
+def test_offsets_count_characters_even_beyond_the_basic_plane(page, live_server):
+    """The API counts code points, as Python does; JavaScript strings count UTF-16 units, two per
+    emoji, so slicing there once highlighted "om Baiko" for "Baikonur"."""
+    text = "🚀 Launch log 🌍🌍: the rocket was launched from Baikonur in 1961."
+    s = text.index("Baikonur")
+    body = {
+        "question": "q", "agreement": "single",
+        "answers": [{"text": "Baikonur", "score": 0.9, "doc_id": "r.txt", "start": s, "end": s + 8,
+                     "passage_id": "r.txt#0", "citations": [], "documents": 1}],
+        "passages": [{"passage_id": "r.txt#0", "doc_id": "r.txt", "title": "Rocket", "start": 0,
+                      "end": len(text), "text": text, "score": 0.1, "sentences": [[0, len(text)]]}],
+    }  # fmt: skip
+    document = json.dumps({"doc_id": "r.txt", "title": "Rocket", "text": text, "source": "", "metadata": {}})
+    page.goto(live_server + "/")
+    page.route(
+        "**/documents/r.txt",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=document),
+    )
+    try:
+        with _answering(page, body):
+            page.fill("#question", "Where was the rocket launched from?")
+            page.press("#question", "Enter")
+            page.wait_for_selector("#answer-text")
+            assert page.inner_text("#answer mark") == "Baikonur"
+            assert page.locator("#answer .debris").count() == 0
+            page.click("#answer a.open-doc")
+            page.wait_for_selector("#doc-view:not([hidden]) mark")
+            assert page.inner_text("#doc-text mark") == "Baikonur"
+            assert page.inner_text("#doc-meta").endswith(f"characters {s}–{s + 8} of {len(text)}")
+    finally:
+        page.unroute("**/documents/r.txt")
+
+
 def test_disagreeing_sources_get_a_notice_and_both_passages_highlighted(page, live_server, scripted_client):
     body = scripted_client.post("/ask", json={"question": "When was Harlow Mill built?"}).json()
     assert body["agreement"] == "conflict"
