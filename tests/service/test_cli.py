@@ -212,3 +212,15 @@ def test_add_a_folder_of_pdfs_skips_bad_files_and_ask_prints_the_page(tmp_path, 
     assert main(["ask", "What do sea otters use to crack open shellfish?", *where]) == 0
     out = capsys.readouterr().out
     assert "cited from animals/otters.pdf:" in out and ", p. 2 — Sea otters" in out
+
+
+def test_an_os_error_is_one_line_and_exit_2(monkeypatch, capsys):
+    """A read-only index folder, an unreadable file, a full disk: no traceback."""
+    import service.cli as cli
+
+    def read_only(args):
+        raise PermissionError(13, "Permission denied", "/srv/index/LOCK")
+
+    monkeypatch.setattr(cli, "cmd_remove", read_only)
+    assert main(["remove", "a.txt"]) == 2
+    assert capsys.readouterr().err == "citeqa: error: Permission denied: /srv/index/LOCK\n"
