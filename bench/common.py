@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -17,6 +18,16 @@ from eval.metrics import percentile as pct
 
 ROOT = Path(__file__).resolve().parent.parent
 CITEQA = [sys.executable, "-m", "service"]
+
+
+def out_dir_problem(out_dir: Path) -> str | None:
+    """Why results could not be written to ``out_dir`` (checked before a run, not after it), or None."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"error: --out-dir {out_dir} is a file"
+    existing = next(p for p in (out_dir.resolve(), *out_dir.resolve().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        return f"error: --out-dir {out_dir}: {existing} cannot be written"
+    return None
 
 
 def write_results(out_dir: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
@@ -54,7 +65,10 @@ def server_env(
 
 def build_index(env: dict[str, str], if_stale: bool = False) -> None:
     flags = ["--if-stale"] if if_stale else []
-    subprocess.run([*CITEQA, "index", *flags, "--quiet"], check=True, env=env, cwd=ROOT, capture_output=True)
+    done = subprocess.run([*CITEQA, "index", *flags, "--quiet"], env=env, cwd=ROOT, capture_output=True)
+    if done.returncode != 0:  # say what citeqa said (a bad CITEQA_* setting, say), not a traceback of ours
+        said = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
+        raise SystemExit("citeqa index failed" + (f": {said[-1]}" if said else f" (exit {done.returncode})"))
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float, dict[str, Any]]:
@@ -62,17 +76,22 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, flo
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([*CITEQA, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    while True:
-        try:
-            health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=1).read())
-            return proc, url, time.perf_counter() - t0, health
-        except OSError:
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                proc.kill()
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.05)
+    with tempfile.TemporaryFile() as errors:  # what the server says if it does not start
+        proc = subprocess.Popen([*CITEQA, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=errors)  # fmt: skip
+        while True:
+            try:
+                health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=1).read())
+                return proc, url, time.perf_counter() - t0, health
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                    proc.kill()
+                    errors.seek(0)
+                    said = [
+                        line for line in errors.read().decode(errors="replace").splitlines() if line.strip()
+                    ]
+                    raise SystemExit("the server did not start" + (f": {said[-1]}" if said else "")) from None
+                time.sleep(0.05)
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

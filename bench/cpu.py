@@ -65,7 +65,9 @@ def describe() -> dict[str, Any]:
 
 
 def unknown_kind(kinds: list[str]) -> str | None:
-    """The one-line error for the first kind not in :data:`KINDS`, or None."""
+    """The one-line error for the first kind not in :data:`KINDS` (or for none at all), or None."""
+    if not kinds:  # a run of no kind would write an empty table over the day's results
+        return f"error: no CPU kind given (choose from: {', '.join(KINDS)})"
     unknown = sorted(set(kinds) - set(KINDS))
     return f"error: unknown CPU kind {unknown[0]!r} (choose from: {', '.join(KINDS)})" if unknown else None
 

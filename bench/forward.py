@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, seed_questions, write_results
+from bench.common import ROOT, out_dir_problem, seed_questions, write_results
 from bench.cpu import KINDS, describe, run_per_kind, unknown_kind
 
 
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         args.worker.write_text(json.dumps(worker(args.rounds, args.compare, args.reader_dir)))
         return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    error = unknown_kind(kinds)
+    error = unknown_kind(kinds) or out_dir_problem(args.out_dir)
+    if error is None and args.rounds < 1:
+        error = f"error: --rounds must be at least 1 (got {args.rounds})"
     if error is None and args.reader_dir is not None and not (args.reader_dir / "reader.json").is_file():
         error = f"error: --reader-dir {args.reader_dir}: no trained reader there (reader.json)"
     if error:

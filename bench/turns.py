@@ -17,6 +17,7 @@ Writes ``bench/results/turns-<date>[-<tag>].json`` and ``.md`` and prints the ta
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from bench.common import (
     build_index,
     latency_ms,
     load_clients,
+    out_dir_problem,
     seed_questions,
     server_env,
     start_server,
@@ -190,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("each --variant needs a name of its own")
     if args.kind not in KINDS:
         problems.append(f"--kind {args.kind!r}: choose from {', '.join(KINDS)}")
-    if args.rounds < 1 or args.turn_s <= 0 or args.c1_requests < 0:
-        problems.append("--rounds must be at least 1, --turn-s above 0 and --c1-requests at least 0")
+    if args.rounds < 1 or not 0 < args.turn_s < math.inf or args.c1_requests < 0:
+        problems.append("--rounds must be at least 1, --turn-s a number above 0 and --c1-requests at least 0")
+    if out := out_dir_problem(args.out_dir):
+        problems.append(out.removeprefix("error: "))
     if args.tag and not _NAME.fullmatch(args.tag):
         problems.append(f"--tag {args.tag!r}: use letters, digits, '.', '-' and '_' only")
     if problems:

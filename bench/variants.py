@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, seed_questions, write_results
+from bench.common import ROOT, out_dir_problem, seed_questions, write_results
 from bench.cpu import AVX2_ENV, KINDS, describe, run_per_kind, unknown_kind
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-36articles.json"
@@ -260,6 +261,24 @@ def _sure_values(text: str) -> list[float]:
     return values
 
 
+def _only_problem(only: str) -> str | None:
+    """Why ``--only`` names no variant this command knows, or None: a run of none would write an
+    empty table over the day's results."""
+    from models.bert import PRECISIONS
+
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    if only and not names:
+        return f"error: --only {only!r} names no variant (e.g. fp32/0,int8/300)"
+    for name in names:
+        precision, _, focus = name.partition("/")
+        if precision not in PRECISIONS or not focus.isdigit():
+            known = ", ".join(PRECISIONS)
+            return (
+                f"error: --only {name!r}: a variant is PRECISION/FOCUS, e.g. int8/300 (precisions: {known})"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__.split("\n\n")[0])
     ap.add_argument("--kinds", default=",".join(KINDS), help="CPU kinds: native, avx2 (comma-separated)")
@@ -299,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {reader_dir} is not a trained reader folder (no reader.json)", file=sys.stderr)
             return 2
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    error = unknown_kind(kinds)
+    error = unknown_kind(kinds) or out_dir_problem(args.out_dir) or _only_problem(args.only)
+    if error is None and (args.requests < 1 or not 0 < args.seconds_c8 < math.inf):
+        error = "error: --requests must be at least 1 and --seconds-c8 a number above 0"
     if error:
         print(error, file=sys.stderr)
         return 2
@@ -310,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     absolute = _without_reader_dirs(own)
     absolute += [x for r in args.reader_dir or [] for x in ("--reader-dir", str(r.resolve()))]
     results = run_per_kind("bench.variants", absolute, kinds, ROOT)
+    if not any(kind["rows"] for kind in results):  # e.g. --only bf16/0 where bf16 is not native
+        print(
+            "error: no variant of --only runs on this CPU: nothing measured, nothing written", file=sys.stderr
+        )
+        return 2
     date = time.strftime("%Y-%m-%d")
     note = (
         "tokens read, embed, search and read ms: medians per /ask over the seed questions, in "

@@ -31,3 +31,10 @@ def test_an_unknown_cpu_kind_is_one_line_and_exit_2(capsys):
     assert main(["--kinds", "arm"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown CPU kind 'arm'") and "\n" not in err
+
+
+def test_no_kind_or_no_round_is_refused_before_any_work(capsys):
+    for argv, says in ((["--kinds", ","], "no CPU kind"), (["--rounds", "0"], "--rounds")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and says in err and "\n" not in err

@@ -23,6 +23,9 @@ def test_a_variant_is_a_name_and_its_settings():
         (["--variant", "a:", "--variant", "b:", "--tag", "../x"], "--tag"),
         (["--variant", "a:", "--variant", "b:", "--rounds", "0"], "--rounds"),
         (["--variant", "a", "--variant", "b:"], "NAME:KEY=VALUE"),
+        (["--variant", "a:", "--variant", "b:", "--turn-s", "nan"], "--turn-s"),
+        (["--variant", "a:", "--variant", "b:", "--turn-s", "inf"], "--turn-s"),
+        (["--variant", "a:", "--variant", "b:", "--out-dir", __file__], "is a file"),  # checked first
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(argv, says, capsys):

@@ -88,3 +88,22 @@ def test_rows_at_several_sure_values_say_which_in_their_own_column(capsys):
         with pytest.raises(SystemExit):
             main(["--sure", bad])
         assert "--sure" in capsys.readouterr().err
+
+
+def test_options_that_would_measure_nothing_are_refused_before_a_run(capsys, tmp_path):
+    """A run of no variant or no CPU kind once wrote an empty table over the day's results."""
+    for argv, says in (
+        (["--only", "bogus/0"], "--only 'bogus/0'"),
+        (["--only", ","], "names no variant"),
+        (["--kinds", ""], "no CPU kind"),
+        (["--requests", "0"], "--requests"),
+        (["--seconds-c8", "nan"], "--seconds-c8"),
+        (["--out-dir", str(tmp_path / "f")], "is a file"),
+    ):
+        (tmp_path / "f").write_text("")
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and says in err and "\n" not in err
+    from bench.variants import _only_problem
+
+    assert _only_problem("fp32/0,int8/300") is None and _only_problem("") is None
