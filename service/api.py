@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
@@ -90,7 +91,11 @@ def pipeline_from_settings(settings: Settings) -> Pipeline:
     )
 
 
-OPEN_PATHS = ("/health", "/", "/favicon.ico")  # the page itself holds no data; it asks for the key
+# Open without the API key: the page and the API's docs hold no data (the page asks for the key;
+# the docs' "Authorize" button takes it for their requests)
+DOCS_STATIC = "/docs-static"
+OPEN_PATHS = ("/health", "/", "/favicon.ico", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+OPEN_PREFIXES = ("/static/", DOCS_STATIC + "/")
 
 
 class ApiKeyMiddleware:
@@ -102,7 +107,7 @@ class ApiKeyMiddleware:
 
     def _allowed(self, scope: Scope) -> bool:
         path = scope.get("path", "")
-        if path in OPEN_PATHS or path.startswith("/static/") or scope.get("method") == "OPTIONS":
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or scope.get("method") == "OPTIONS":
             return True
         for name, value in scope.get("headers", []):
             if name == b"authorization":
@@ -144,6 +149,27 @@ class ControlCharacterPathMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _declare_bearer_key(app: FastAPI) -> None:
+    """The OpenAPI schema says every route but the open ones needs ``Authorization: Bearer``, so
+    the docs' "Authorize" button sends the key with their requests."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "CITEQA_API_KEY"}
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path not in OPEN_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -221,13 +247,18 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             finally:
                 tasks.cancel_scope.cancel()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN: blank pages offline.
+    # fastapi-offline serves the same pages with those files shipped in its package.
+    app = FastAPIOffline(
         title="citeqa",
         summary="Extractive question answering with character-exact citations.",
         version="0.1.0",
         lifespan=lifespan,
         responses={422: {"model": ErrorOut}},
+        static_url=DOCS_STATIC,
     )
+    if settings.api_key:
+        _declare_bearer_key(app)
 
     def _error(request: Request, status: int, message: str) -> JSONResponse:
         # OpenAI-compatible routes answer in OpenAI's error shape, the rest as {"detail": ...}

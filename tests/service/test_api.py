@@ -130,7 +130,13 @@ def test_documents_and_health(client):
 
 
 def test_openapi_docs_are_served(client):
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI's files come from this server, not a CDN: the docs work offline
+    assert "cdn." not in docs.text and "/docs-static/swagger-ui-bundle.js" in docs.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/docs-static/{asset}").status_code == 200
+    assert "security" not in client.get("/openapi.json").json()["paths"]["/ask"]["post"]  # no key set
     spec = client.get("/openapi.json").json()
     assert {"/ask", "/search", "/documents", "/health"} <= set(spec["paths"])
 

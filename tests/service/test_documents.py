@@ -199,7 +199,6 @@ def test_api_key(make_client):
             ("POST", "/ask", {"question": "Who is Ri Yong Ho?"}),
             ("GET", "/documents", None),
             ("POST", "/documents", {"text": "sneaky"}),
-            ("GET", "/openapi.json", None),
         ]:
             r = c.request(method, path, json=body)
             assert r.status_code == 401 and "API key" in r.json()["detail"]
@@ -212,6 +211,12 @@ def test_api_key(make_client):
         assert c.post("/ask", json={"question": "Who is Ri Yong Ho?"}, headers=ok).status_code == 200
         assert c.get("/v1/models", headers=ok).status_code == 200
         assert len(c.get("/documents", headers=ok).json()) == 3  # the refused POST added nothing
+        # the API's docs hold no data: open, and their schema says which routes take the key
+        assert c.get("/docs").status_code == 200 and c.get("/docs-static/swagger-ui.css").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+        assert spec["paths"]["/ask"]["post"]["security"] == [{"apiKey": []}]
+        assert "security" not in spec["paths"]["/health"]["get"]
 
 
 def test_cors_is_off_by_default_and_configurable(make_client):
