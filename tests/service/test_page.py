@@ -215,6 +215,10 @@ def test_key_prompt_then_add_ask_and_remove_a_document(page, keyed_server, tmp_p
     page.wait_for_selector("#doc-list li")
     assert page.locator("#doc-list li").count() == 3
 
+    # the file dialog offers every format the server reads (Playwright's set_input_files would not tell)
+    from corpus import SUFFIXES
+
+    assert set(page.get_attribute("#upload-file", "accept").split(",")) == set(SUFFIXES)
     page.set_input_files("#upload-file", str(otters))
     page.click("#upload-button")
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('Added otters.pdf')")
