@@ -534,13 +534,13 @@ class Pipeline:
 
     # -- queries -------------------------------------------------------------------------
 
-    def check_question(self, question: str, top_k: int) -> str:
+    def check_question(self, question: str, top_k: int, what: str = "question") -> str:
         if not isinstance(question, str) or not question.strip():
-            raise BadInputError("question must not be empty")
-        _check_unicode(question, "question")
+            raise BadInputError(f"{what} must not be empty")
+        _check_unicode(question, what)
         if len(question) > self.max_question_chars:
             raise BadInputError(
-                f"question is longer than {self.max_question_chars} characters ({len(question)})"
+                f"{what} is longer than {self.max_question_chars} characters ({len(question)})"
             )
         if not 1 <= top_k <= MAX_TOP_K:
             raise BadInputError(f"top_k must be between 1 and {MAX_TOP_K} (got {top_k})")
@@ -548,7 +548,7 @@ class Pipeline:
 
     def search(self, query: str, top_k: int = 5, only: Filter = NO_FILTER) -> AskResult:
         """Retrieval only: the ``top_k`` passages (as ``hits``) and the state they came from."""
-        query = self.check_question(query, top_k)
+        query = self.check_question(query, top_k, "the search query")
         index = self._ready()
         hits = index.search(query, top_k, only=only.documents(index))
         return AskResult(query, [], hits, hits, index)

@@ -110,7 +110,8 @@ def test_search(client):
     body = client.get("/search", params={"q": "Khmer Rouge", "top_k": 3}).json()
     assert body["query"] == "Khmer Rouge" and len(body["passages"]) == 3
     assert any("Khmer Rouge" in p["text"] for p in body["passages"])
-    assert client.get("/search", params={"q": " "}).status_code == 422
+    empty = client.get("/search", params={"q": " "})
+    assert empty.status_code == 422 and empty.json()["detail"] == "the search query must not be empty"
     assert client.get("/search", params={"q": "x", "top_k": 0}).status_code == 422
     assert client.get("/search").status_code == 422
 
