@@ -121,6 +121,8 @@ def cmd_eval(args: argparse.Namespace, settings: Any) -> int:
     is_squad = args.file.suffix != ".jsonl"
     if args.docs and is_squad:
         raise BadInputError("--docs adds documents to a JSONL gold set's corpus; SQuAD brings its own")
+    if args.split != "all" and not is_squad:
+        raise BadInputError("--split picks SQuAD articles (eval/squad_split.json); a JSONL gold set has none")
     try:
         items = load_gold(args.file, split_articles(args.split) if is_squad else None)
     except GoldFormatError as exc:

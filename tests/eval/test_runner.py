@@ -124,6 +124,7 @@ def test_eval_cli(index_dir, tmp_path, capsys):
         (["eval", "nope.jsonl"], "not found"),
         (["eval", str(SEED), "--mode", "reader"], "SQuAD"),
         (["eval", str(SEED), "--limit", "0"], "--limit"),
+        (["eval", str(SEED), "--split", "tune"], "--split picks SQuAD articles"),
         (["eval", "squad.json", "--docs", "x"], "--docs"),
     ],
 )
