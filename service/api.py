@@ -287,7 +287,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.router.routes.append(Route("/mcp", endpoint=McpEndpoint()))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
@@ -407,6 +407,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             index_fingerprint=index.fingerprint if index else "",
             version=index.version if index else 0,
         )
+
+    # HEAD too, outside the schema (one operation per route there): uptime monitors probe with it
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
     app.add_middleware(ControlCharacterPathMiddleware)
     if settings.api_key:

@@ -125,6 +125,7 @@ def test_documents_and_health(client):
     assert len(one["text"]) == docs[0]["length"]
     missing = client.get("/documents/no-such-doc.txt")
     assert missing.status_code == 404 and "no-such-doc.txt" in missing.json()["detail"]
+    assert client.head("/health").status_code == 200 and client.head("/").status_code == 200
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["documents"] == 3 and health["passages"] > 3
     assert health["model"] and health["index_fingerprint"]
