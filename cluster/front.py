@@ -27,7 +27,7 @@ from index import Embedder, Entry, FaissIndex, Hit, Index, IndexError_, merge_ca
 from index.bm25 import BM25Index
 from index.index import RRF_K
 from service.errors import CiteqaError, NotFoundError, NotReadyError
-from service.pipeline import NO_FILTER, AskResult, Filter, Pipeline, Update
+from service.pipeline import NO_FILTER, AskResult, Filter, Pipeline, Update, plan_add
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
@@ -265,7 +265,12 @@ class ClusterPipeline(Pipeline):
     def add_documents(
         self, documents: list[Document], replace: bool = True, show_progress: bool = False
     ) -> Update:
-        """Each document goes to the shard that owns it; each shard commits its own atomically."""
+        """Each document goes to the shard that owns it; each shard commits its own atomically.
+
+        What would refuse the batch (an id given twice; with ``replace`` False, an id that
+        exists) is checked across every shard first: a shard refusing its part after another
+        committed left half of the batch added."""
+        plan_add(self.refresh(), documents, replace)  # raises what one index would raise
         groups: dict[int, list[Document]] = {}
         for doc in documents:
             groups.setdefault(self._owner(doc.doc_id), []).append(doc)

@@ -112,6 +112,15 @@ def test_writes_go_to_the_owning_shard_and_are_served_at_once(tmp_path, same):
     assert (top.text, top.doc_id) == ("Ada Quill", "zorblat.txt")
     with pytest.raises(ConflictError):
         front.add_documents([doc], replace=False)
+    # a batch that one shard would refuse is refused whole, before any shard writes its part
+    other_shard = next(
+        f"new-{i}.txt" for i in range(100) if layout.owner(f"new-{i}.txt") != layout.owner("zorblat.txt")
+    )
+    fresh = Document(other_shard, "New", "A new note.")
+    version = front.current().version
+    with pytest.raises(ConflictError, match="zorblat.txt"):
+        front.add_documents([fresh, doc], replace=False)
+    assert other_shard not in front.refresh().entries and front.current().version == version
     assert front.add_documents([doc], replace=True).unchanged == ["zorblat.txt"]
     with pytest.raises(NotFoundError):
         front.remove_documents(["nope.txt"])
