@@ -27,7 +27,7 @@ from corpus.metadata import parse_where
 from service.chat import openai_error
 from service.chat import router as chat_router
 from service.errors import BadInputError, CiteqaError
-from service.mcp_server import build_mcp, register_documents
+from service.mcp_server import build_mcp
 from service.pipeline import Filter, Pipeline
 from service.schemas import (
     AskRequest,
@@ -203,7 +203,6 @@ class _LazyMcp:
         try:
             mcp = await anyio.to_thread.run_sync(build_mcp, self._get_pipeline, self._host)
             asgi = mcp.streamable_http_app().routes[0].endpoint  # creates the session manager
-            register_documents(mcp, self._get_pipeline())
         except Exception as exc:  # each /mcp request gets a 503 saying so, instead of waiting
             log.exception("the MCP server did not start")
             self.error = exc

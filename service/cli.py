@@ -359,13 +359,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from service.mcp_server import build_mcp, register_documents
+    from service.mcp_server import build_mcp
 
     p = _pipeline(args)
     p.warm_up()  # before the protocol starts: errors surface as a one-line message and exit 2
-    mcp = build_mcp(lambda: p)
-    register_documents(mcp, p)
-    mcp.run("stdio")
+    build_mcp(lambda: p).run("stdio")
     return 0
 
 

@@ -96,8 +96,27 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
     """An MCP server over the pipeline ``get_pipeline()`` returns (loaded by then)."""
     from mcp.server.fastmcp import FastMCP
     from mcp.server.fastmcp.exceptions import ToolError
+    from mcp.types import Resource
 
-    mcp = FastMCP(
+    class Server(FastMCP):  # type: ignore[misc]
+        async def list_resources(self) -> list[Resource]:
+            """Every document of the collection as it is now. Resources registered once at
+            start-up missed documents added later and kept removed ones; reading goes through
+            the template below, which serves any document id."""
+            index = get_pipeline().current()
+            entries = sorted(index.entries.values(), key=lambda e: e.doc_id) if index is not None else []
+            return [
+                Resource(
+                    uri=document_uri(e.doc_id),
+                    name=e.doc_id,
+                    title=e.document.title,
+                    description=e.document.title,
+                    mimeType="text/plain",
+                )  # fmt: skip
+                for e in entries
+            ]
+
+    mcp = Server(
         "citeqa",
         instructions=(
             "Answers questions from a fixed set of documents with verbatim quotes. Every answer comes "
@@ -183,24 +202,3 @@ def build_mcp(get_pipeline: Callable[[], Pipeline], host: str = "127.0.0.1") -> 
             raise ValueError(str(exc)) from None
 
     return mcp
-
-
-def register_documents(mcp: Any, pipeline: Pipeline) -> None:
-    """List every document as a concrete resource (templates alone are not listed)."""
-    from mcp.server.fastmcp.resources import FunctionResource
-
-    for doc in pipeline.documents.values():
-
-        def read(doc_id: str = doc.doc_id) -> str:
-            return pipeline.document(doc_id).text
-
-        mcp.add_resource(
-            FunctionResource(
-                uri=document_uri(doc.doc_id),
-                name=doc.doc_id,
-                title=doc.title,
-                description=doc.title,
-                mime_type="text/plain",
-                fn=read,
-            )  # fmt: skip
-        )

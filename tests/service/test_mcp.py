@@ -163,3 +163,31 @@ def test_mcp_ask_carries_the_agreement_and_each_side_of_a_conflict(scripted_pipe
         ("mill_blog.txt", "1862", "Visiting Harlow Mill")
     ]
     assert carter["agreement"] == "agree" and carter["documents"] == 2 and carter["disagreeing_answers"] == []
+
+
+def test_resources_follow_the_collection(tmp_path, index_dir, embedder):
+    """A document added or removed after the server started is listed, or no longer, and read
+    (resources registered once at start-up missed both)."""
+    import shutil
+
+    from corpus import Document
+    from service import Pipeline
+    from service.mcp_server import document_uri
+
+    folder = shutil.copytree(index_dir, tmp_path / "index")
+    writer = Pipeline(DEFAULT_CORPUS, folder, embedder=embedder, write_embedder=embedder)
+    writer.warm_up()
+
+    async def main():
+        async with stdio_session(folder) as session:
+            before = {r.name for r in (await session.list_resources()).resources}
+            removed = sorted(before)[0]
+            writer.add_documents([Document("kiln.txt", "Kiln", "The kiln was first fired in 1890.")])
+            writer.remove_documents([removed])
+            await anyio.sleep(0.6)  # the server looks for another process's commits every 0.5 s
+            after = {r.name for r in (await session.list_resources()).resources}
+            assert after == (before - {removed}) | {"kiln.txt"}
+            body = await session.read_resource(document_uri("kiln.txt"))
+            assert body.contents[0].text == "The kiln was first fired in 1890."
+
+    anyio.run(main)
