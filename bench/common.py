@@ -63,12 +63,18 @@ def server_env(
     return env
 
 
+def _last_line(output: bytes) -> str:
+    """A command's last non-blank line of output: citeqa's one-line error, when it failed."""
+    lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def build_index(env: dict[str, str], if_stale: bool = False) -> None:
     flags = ["--if-stale"] if if_stale else []
     done = subprocess.run([*CITEQA, "index", *flags, "--quiet"], env=env, cwd=ROOT, capture_output=True)
     if done.returncode != 0:  # say what citeqa said (a bad CITEQA_* setting, say), not a traceback of ours
-        said = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
-        raise SystemExit("citeqa index failed" + (f": {said[-1]}" if said else f" (exit {done.returncode})"))
+        said = _last_line(done.stderr)
+        raise SystemExit("citeqa index failed" + (f": {said}" if said else f" (exit {done.returncode})"))
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float, dict[str, Any]]:
@@ -87,10 +93,8 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, flo
                 if proc.poll() is not None or time.perf_counter() - t0 > 120:
                     proc.kill()
                     errors.seek(0)
-                    said = [
-                        line for line in errors.read().decode(errors="replace").splitlines() if line.strip()
-                    ]
-                    raise SystemExit("the server did not start" + (f": {said[-1]}" if said else "")) from None
+                    said = _last_line(errors.read())
+                    raise SystemExit("the server did not start" + (f": {said}" if said else "")) from None
                 time.sleep(0.05)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus import ChunkParams, CorpusError, Document, LoadOptions, corpus_files, load_corpus
-from corpus.metadata import Value, check_metadata, matches
+from corpus.metadata import Value, check_metadata, check_unicode, matches
 from index import (
     Change,
     Embedder,
@@ -242,11 +242,11 @@ def replace_version(update: Update, version: int) -> Update:
 
 def _check_unicode(text: str, what: str) -> None:
     """JSON allows lone surrogates ("\\ud800"), and so does a command line that is not UTF-8;
-    the tokenizers do not."""
+    the tokenizers do not (the check metadata and filters already have, as a 422)."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInputError(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
+        check_unicode(text, what)
+    except CorpusError as exc:
+        raise BadInputError(str(exc)) from None
 
 
 class Pipeline:
